@@ -1,0 +1,53 @@
+import math
+
+import pytest
+import torch
+
+from napari_pix2pix.config import ModelConfig, TileConfig, TrainConfig
+from napari_pix2pix.errors import ConfigError
+from napari_pix2pix.losses import discriminator_loss, gan_loss, generator_loss
+
+
+def test_defaults_are_the_papers():
+    t = TrainConfig()
+    assert (t.lr, t.beta1, t.beta2, t.lambda_l1, t.batch_size, t.gan_mode) == (2e-4, 0.5, 0.999, 100.0, 1, "vanilla")
+    assert math.isclose(t.augment.jitter_scale * 256, 286)
+    assert TileConfig().mode == "eval"
+
+
+def test_learning_rate_constant_then_linear_decay():
+    t = TrainConfig(steps=200, decay_steps=100)
+    assert t.lr_at(0) == t.lr_at(99) == 2e-4
+    assert t.lr_at(100) < 2e-4 and t.lr_at(150) < t.lr_at(120)
+    assert 0 < t.lr_at(199) < 1e-5
+    assert TrainConfig(steps=10).constant_steps == 5
+
+
+def test_config_round_trip_and_validation():
+    t = TrainConfig(steps=7, seed=3)
+    assert TrainConfig.from_dict(t.to_dict()) == t
+    m = ModelConfig(generator="unet_64", in_channels=1)
+    assert ModelConfig.from_dict({**m.to_dict(), "unknown_future_field": 1}) == m
+    with pytest.raises(ConfigError, match="generator"):
+        ModelConfig(generator="unet_100")
+    with pytest.raises(ConfigError, match="Fix:"):
+        TrainConfig(gan_mode="wgan")
+    with pytest.raises(ConfigError, match="overlap"):
+        TileConfig(tile=64, overlap=40)
+
+
+def test_gan_losses():
+    x = torch.tensor([[[[2.0, -1.0]]]])
+    assert torch.isclose(gan_loss(x, True), torch.nn.functional.softplus(-x).mean())
+    assert torch.isclose(gan_loss(x, True, "lsgan"), ((x - 1) ** 2).mean())
+    assert torch.isclose(gan_loss(x, False, "hinge"), torch.relu(1 + x).mean())
+    assert torch.isclose(gan_loss(x, True, "hinge", for_discriminator=False), -x.mean())
+
+
+def test_discriminator_loss_is_halved_and_l1_weighted():
+    real, fake = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
+    total, r, f = discriminator_loss(real, fake)
+    assert torch.isclose(total, 0.5 * (r + f))
+    a, b = torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.5)
+    total, g_gan, g_l1 = generator_loss(fake[:1], a, b, lambda_l1=100)
+    assert torch.isclose(g_l1, torch.tensor(50.0)) and torch.isclose(total, g_gan + g_l1)
