@@ -25,6 +25,8 @@ TEST_MODE_CHOICES = ("eval", "train")
 NAN_POLICY_CHOICES = ("stop", "skip")
 NORM_MODE_CHOICES = ("percentile", "fixed", "none", "labels")
 LABEL_ENCODING_CHOICES = ("binary", "onehot", "scaled")
+# validation metric -> +1 when higher is better, -1 when lower is better
+BEST_METRIC_DIRECTIONS = {"PSNR": 1, "SSIM": 1, "L1": -1, "Dice": 1, "IoU": 1}
 
 T = TypeVar("T")
 
@@ -227,12 +229,14 @@ class TrainConfig(_Serialisable):
     checkpoint_dir: str | None = None
     nan_policy: str = "stop"
     sync_batchnorm: bool = False
+    best_metric: str = "PSNR"
 
     def __post_init__(self):
         _check_choice("gan_mode", self.gan_mode, GAN_MODE_CHOICES)
         _check_choice("device", self.device, DEVICE_CHOICES)
         _check_choice("precision", self.precision, PRECISION_CHOICES)
         _check_choice("nan_policy", self.nan_policy, NAN_POLICY_CHOICES)
+        _check_choice("best_metric", self.best_metric, tuple(BEST_METRIC_DIRECTIONS))
         for name in ("steps", "batch_size", "crop"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

@@ -42,3 +42,40 @@ def image_metrics(fake: torch.Tensor, target: torch.Tensor, labels: bool = False
         out["Dice"] = 1.0 if total == 0 else 2 * inter / total
         out["IoU"] = 1.0 if union == 0 else inter / union
     return out
+
+
+class BestTracker:
+    """Remembers the best value of one validation metric; :meth:`update` says whether a new
+    record was set. ``direction``: +1 when higher is better (PSNR, SSIM, Dice), -1 for L1."""
+
+    def __init__(self, metric: str = "PSNR", best: float | None = None, step: int | None = None):
+        from .config import BEST_METRIC_DIRECTIONS
+
+        self.metric = metric
+        self.direction = BEST_METRIC_DIRECTIONS[metric]
+        self.best = best
+        self.step = step
+
+    def update(self, step: int, metrics: dict) -> bool:
+        value = metrics.get(self.metric)
+        if value is None or value != value:  # missing or NaN
+            return False
+        if self.best is None or (value - self.best) * self.direction > 0:
+            self.best, self.step = float(value), step
+            return True
+        return False
+
+
+def append_csv(path, row: dict) -> None:
+    """Append ``row`` to a CSV file, writing the header when the file is new."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
