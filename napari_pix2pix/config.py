@@ -202,6 +202,9 @@ class DataConfig(_Serialisable):
 class TrainConfig(_Serialisable):
     """Optimisation settings. Defaults are the paper's (Adam 2e-4, betas 0.5/0.999, lambda 100, batch 1).
 
+    ``lambda_gan`` weighs the generator's GAN term (0: L1 only, the paper's ablation; the
+    discriminator still trains so that its map stays meaningful); ``lambda_l1=0``: cGAN only.
+
     ``steps`` is the total number of iterations; the learning rate is constant for
     ``steps - decay_steps`` and then decays linearly towards 0 over ``decay_steps``
     (None: half of ``steps``, as the paper's 100 + 100 epochs).
@@ -215,6 +218,7 @@ class TrainConfig(_Serialisable):
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_l1: float = 100.0
+    lambda_gan: float = 1.0
     gan_mode: str = "vanilla"
     seed: int = 0
     device: str = "auto"
@@ -243,6 +247,10 @@ class TrainConfig(_Serialisable):
                 raise ConfigError(f"{name}={v!r} must be a positive integer.", f"pass {name} >= 1.")
         _check_positive("lr", self.lr)
         _check_positive("lambda_l1", self.lambda_l1, allow_zero=True)
+        _check_positive("lambda_gan", self.lambda_gan, allow_zero=True)
+        if self.lambda_l1 == 0 and self.lambda_gan == 0:
+            raise ConfigError("lambda_l1 and lambda_gan are both 0, so the generator has nothing to learn.",
+                              "keep lambda_l1 100 (the paper's) and/or lambda_gan 1.")
         if self.decay_steps is not None and not 0 <= self.decay_steps <= self.steps:
             raise ConfigError(f"decay_steps={self.decay_steps} is outside 0..steps ({self.steps}).",
                               "pass decay_steps between 0 and steps.")

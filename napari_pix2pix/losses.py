@@ -39,10 +39,11 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, mod
 
 
 def generator_loss(fake_logits: torch.Tensor, fake: torch.Tensor, target: torch.Tensor,
-                   lambda_l1: float = 100.0, mode: str = "vanilla"
+                   lambda_l1: float = 100.0, mode: str = "vanilla", lambda_gan: float = 1.0
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(loss_G, loss_G_GAN, loss_G_L1)``; loss_G_L1 already includes ``lambda_l1``.
+    """``(loss_G, loss_G_GAN, loss_G_L1)``; loss_G_L1 already includes ``lambda_l1``; the GAN
+    term enters loss_G with weight ``lambda_gan`` (reported unweighted).
     ``fake`` and ``target``: ``[B, C, H, W]``."""
     g_gan = gan_loss(fake_logits, True, mode, for_discriminator=False)
     g_l1 = F.l1_loss(fake.float(), target.float()) * lambda_l1
-    return g_gan + g_l1, g_gan, g_l1
+    return lambda_gan * g_gan + g_l1, g_gan, g_l1

@@ -296,7 +296,8 @@ class Trainer:
         try:
             with _autocast(self.device, cfg.precision):
                 fake_logits = self.discriminator(torch.cat([a, fake], 1))
-            loss_g, g_gan, g_l1 = generator_loss(fake_logits, fake, b, cfg.lambda_l1, cfg.gan_mode)
+            loss_g, g_gan, g_l1 = generator_loss(fake_logits, fake, b, cfg.lambda_l1, cfg.gan_mode,
+                                                 cfg.lambda_gan)
             if not self._finite(loss_g, "generator"):
                 return {"skipped": 1.0}
             self.opt_g.zero_grad(set_to_none=True)
