@@ -1,6 +1,6 @@
-"""The README's main job: train briefly on the bundled nuclei pair (labels -> image), translate
-the whole image, and write a picture. With a display and napari installed, it then opens napari
-with the sample, the result and the four widgets docked."""
+"""The README's main job, headless part: train briefly on the bundled nuclei pair (labels ->
+image), translate the whole image, and write a picture. The CLI's ``demo`` command then opens
+napari (a face) when a display exists."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 
-
-def run_demo(out_dir: str | os.PathLike = "demo-output", seconds: float = 60.0, headless: bool = False) -> dict:
+def run_demo(out_dir: str | os.PathLike = "demo-output", seconds: float = 60.0) -> dict:
     """Train for about ``seconds`` on CPU (or GPU), then write ``model.safetensors``,
-    ``translation.tif`` and ``demo.png`` (labels | translation | real image | D map) to ``out_dir``."""
+    ``translation.tif`` and ``demo.png`` (labels | translation | real image | D map) to ``out_dir``.
+    Returns a summary dict (steps, seconds, validation metrics, files, arrays for a viewer)."""
     import torch
 
     from .config import DataConfig, ModelConfig, TileConfig, TrainConfig
@@ -54,33 +53,9 @@ def run_demo(out_dir: str | os.PathLike = "demo-output", seconds: float = 60.0, 
     panels = [to_uint8(labels > 0), to_uint8(translated), to_uint8(image),
               nearest_resize(diverging(fake_map.logits), *image.shape)]
     write_image(out / "demo.png", contact_sheet(panels))
-    summary = {"steps": trainer.step, "seconds": round(time.perf_counter() - start, 1),
-               "validation": metrics, "files": [str(out / n) for n in ("model.safetensors", "translation.tif",
-                                                                         "demo.png")]}
+    files = [str(out / n) for n in ("model.safetensors", "translation.tif", "demo.png")]
+    summary = {"steps": trainer.step, "seconds": round(time.perf_counter() - start, 1), "validation": metrics,
+               "files": files, "model_path": files[0], "image": image, "labels": labels, "translated": translated}
     print(f"demo: {trainer.step} steps; wrote {', '.join(summary['files'])}")
     print("demo.png: labels | translated | real image | discriminator map on the translation (red: judged real)")
-    if not headless and _has_display():
-        _open_napari(image, labels, translated, out / "model.safetensors")
     return summary
-
-
-def _has_display() -> bool:
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or os.environ.get("CI"):
-        return False
-    try:
-        import napari  # noqa: F401
-    except ImportError:
-        print("demo: napari is not installed; skipping the viewer (pip install 'napari-pix2pix[napari]').")
-        return False
-    return True
-
-
-def _open_napari(image: np.ndarray, labels: np.ndarray, translated: np.ndarray, model_path: Path) -> None:
-    import napari
-
-    from ._napari.demo import open_demo_viewer
-
-    viewer = open_demo_viewer(model_path=str(model_path))
-    viewer.add_image(translated, name="translated (demo model)", colormap="magma")
-    print("demo: napari is open with the sample, the translation and the Pix2Pix widgets docked.")
-    napari.run()
