@@ -193,7 +193,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
                 count *= dim
         except (KeyError, TypeError, ValueError):
             raise ModelFileError(f"{path.name}: tensor {name!r} has a malformed header entry.", fix)
-        if dtype not in _DTYPE_SIZES:
+        if not isinstance(dtype, str) or dtype not in _DTYPE_SIZES:
             raise ModelFileError(f"{path.name}: tensor {name!r} has unsupported dtype {dtype!r}.", fix)
         if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= data_bytes):
             raise ModelFileError(f"{path.name}: tensor {name!r} claims data beyond the end of the file "
@@ -215,7 +215,7 @@ def _json(metadata: dict, key: str, path: Path, default=None):
 
 def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Checkpoint:
     """Read a napari-pix2pix model file. Raises :class:`ModelFileError` naming what is wrong."""
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from .config import ConfigError, ModelConfig, TrainConfig
@@ -228,7 +228,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Check
                              "otherwise choose a model trained with napari-pix2pix.")
     try:
         tensors = load_file(str(path), device=map_location)
-    except (SafetensorsError, OSError, RuntimeError) as exc:
+    except (SafetensorError, OSError, RuntimeError) as exc:
         raise ModelFileError(f"{path.name} could not be read ({exc}).", "the file is damaged; use another checkpoint.")
     try:
         model = ModelConfig.from_dict(_json(metadata, "model", path, {}))

@@ -217,7 +217,7 @@ def _check_pair(report: PairingReport, name: str, a: np.ndarray, b: np.ndarray,
                 files: dict | None = None) -> RawPair | None:
     ok = True
     for side, arr in ((label_a, a), (label_b, b)):
-        if arr.ndim < 2 or arr.dtype.kind not in "biuf":
+        if arr.ndim < 2 or arr.size == 0 or arr.dtype.kind not in "biuf":
             report.add(name, BAD_LAYOUT, f"{side} has shape {list(arr.shape)} and dtype {arr.dtype}")
             ok = False
             continue
