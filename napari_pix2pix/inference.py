@@ -97,6 +97,8 @@ def to_model_layout(array: np.ndarray, in_channels: int, channel_axis: int | Non
         array = np.moveaxis(array, channel_axis, -1)
     elif in_channels > 1 and array.ndim >= 3 and array.shape[-1] in (in_channels, 4):
         channel_axis = -1
+    elif array.ndim >= 3 and array.shape[-1] in (3, 4) and array.shape[-2] > 4:
+        channel_axis = -1  # RGB(A) by the data layer's rule: refused below, not translated as a stack
     if channel_axis is None:
         if in_channels != 1:
             raise InputError(f"the model expects {in_channels} channels but the image has no channel axis "
