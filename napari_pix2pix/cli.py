@@ -212,11 +212,50 @@ def cmd_info(args, parser) -> int:
     return 0
 
 
+def _display_available() -> bool:
+    import importlib.util
+    import os
+
+    if os.environ.get("CI") or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    if importlib.util.find_spec("napari") is None:
+        print("demo: napari is not installed, so no viewer opens (pip install 'napari-pix2pix[napari]').")
+        return False
+    return True
+
+
 def cmd_demo(args, parser) -> int:
     from .demo import run_demo
 
-    run_demo(out_dir=args.out, seconds=args.seconds, headless=args.headless)
+    summary = run_demo(out_dir=args.out, seconds=args.seconds)
+    if not args.headless and _display_available():
+        from ._napari.demo import show_demo
+
+        show_demo(summary)
     return 0
+
+
+def cmd_import(args, parser) -> int:
+    from .reference import import_reference
+
+    result = import_reference(args.checkpoint, args.out, generator=args.generator, norm=args.norm, ngf=args.ngf,
+                              in_channels=args.in_channels, out_channels=args.out_channels,
+                              dropout=False if args.no_dropout else None, discriminator=args.discriminator,
+                              discriminator_layers=args.discriminator_layers, ndf=args.ndf)
+    if not args.quiet:
+        m = result.model
+        print(f"wrote {result.path}: {m.generator}, norm {m.norm}, ngf {m.ngf}, {m.in_channels} -> "
+              f"{m.out_channels} channels, dropout {'on' if m.dropout else 'off'}"
+              + (f", with a {m.discriminator} discriminator" if args.discriminator else ""))
+        for note in result.notes:
+            print(f"note: {note}")
+    return 0
+
+
+def cmd_evaluate(args, parser) -> int:
+    from .evaluate import run_cli
+
+    return run_cli(args)
 
 
 # ------------------------------------------------------------------------------- parser
@@ -289,6 +328,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--headless", action="store_true", help="never open napari")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("import", help="convert a reference pix2pix checkpoint (*_net_G.pth) to a model file")
+    p.add_argument("checkpoint", help="generator state_dict saved by pytorch-CycleGAN-and-pix2pix (*_net_G.pth)")
+    p.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--discriminator", metavar="D.pth", help="also import its discriminator (*_net_D.pth)")
+    p.add_argument("--generator", help=f"one of {', '.join(GENERATOR_CHOICES)} (default: read from the file)")
+    p.add_argument("--norm", choices=("batch", "instance"), help="default: read from the file")
+    p.add_argument("--ngf", type=int, help="default: read from the file")
+    p.add_argument("--in-channels", type=int, help="default: read from the file")
+    p.add_argument("--out-channels", type=int, help="default: read from the file")
+    p.add_argument("--no-dropout", action="store_true",
+                   help="the U-Net was trained with --no_dropout (a U-Net file cannot say; default: dropout on)")
+    p.add_argument("--discriminator-layers", type=int, help="PatchGAN n_layers_D (default: read from the file)")
+    p.add_argument("--ndf", type=int, help="default: read from the file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("evaluate", help="metrics (L1, PSNR, SSIM, sharpness, Dice/IoU) of a model on paired "
+                       "data; optional SSIM/error maps and a contact sheet")
+    from .evaluate import add_arguments as _evaluate_arguments
+
+    _evaluate_arguments(p)
+    p.set_defaults(func=cmd_evaluate)
 
     return parser
 

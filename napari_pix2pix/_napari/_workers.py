@@ -1,0 +1,135 @@
+"""Background work for the widgets: napari ``thread_worker`` s around the engine.
+
+The workers never touch layers: they only yield engine events (or return arrays) to the GUI
+thread, where the widgets update layers. Expected problems (:class:`Pix2PixError`) come back
+as a :class:`Failed` value rather than an exception, so the widget shows the message once and
+napari does not pop up a traceback; anything else is a bug and is raised as usual.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from napari.qt.threading import thread_worker
+
+from ..errors import Pix2PixError
+
+
+@dataclass
+class Failed:
+    """An expected error (bad input, bad file, non-finite loss...) raised in the worker."""
+
+    error: Pix2PixError
+
+
+@dataclass
+class Started:
+    """The trainer exists: its discriminator geometry, total and starting step."""
+
+    geometry: Any
+    total: int
+    step: int
+
+
+@dataclass
+class ModelReady:
+    """Training ended: the trained model (in memory) and the file it was saved to, if any."""
+
+    model: Any
+    path: str | None
+
+
+@dataclass
+class ModelSnapshot:
+    """The model being trained, copied between two steps (on request, for the Discriminator)."""
+
+    model: Any
+    step: int
+
+
+class TrainingControl:
+    """Thread-safe handle on a running training: :meth:`stop` asks the engine to end after the
+    current step (and save); :meth:`request_snapshot` asks for a :class:`ModelSnapshot` after the
+    current step; :attr:`done` is set once the worker's generator has returned."""
+
+    def __init__(self) -> None:
+        self.trainer = None
+        self.stop_requested = False
+        self.snapshot_requested = False
+        self.done = threading.Event()
+
+    def request_snapshot(self) -> None:
+        self.snapshot_requested = True
+
+    def stop(self) -> None:
+        self.stop_requested = True
+        trainer = self.trainer
+        if trainer is not None:
+            trainer.stop()
+
+    def wait(self, timeout: float) -> bool:
+        return self.done.wait(timeout)
+
+
+@thread_worker
+def train_events(make_trainer: Callable[[], Any], control: TrainingControl):
+    """Build the trainer (``make_trainer()``), then yield :class:`Started`, every engine event
+    of ``trainer.events()`` and finally :class:`ModelReady` (or :class:`Failed`)."""
+    restore = _leave_a_core_for_the_gui()
+    try:
+        try:
+            trainer = make_trainer()
+        except Pix2PixError as exc:
+            yield Failed(exc)
+            return
+        control.trainer = trainer
+        if control.stop_requested:
+            trainer.stop()
+        yield Started(trainer.geometry, trainer.total_steps, trainer.step)
+        path = None
+        try:
+            for event in trainer.events():
+                path = getattr(event, "path", path)
+                yield event
+                if control.snapshot_requested:  # between two steps: no race with training
+                    control.snapshot_requested = False
+                    yield ModelSnapshot(_model_of(trainer), trainer.step)
+        except Pix2PixError as exc:
+            yield Failed(exc)
+            return
+        yield ModelReady(_model_of(trainer), path)
+    finally:
+        restore()
+        control.done.set()
+
+
+def _model_of(trainer):
+    from ..model import Pix2PixModel
+
+    return Pix2PixModel.from_checkpoint(trainer.checkpoint())
+
+
+def _leave_a_core_for_the_gui():
+    """CPU training inside napari: use one intra-op thread fewer than there are cores, so the
+    Qt event loop always finds a core (torch's setting is per process; it is restored after)."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    if cores > 1 and before >= cores:
+        torch.set_num_threads(cores - 1)
+    return lambda: torch.set_num_threads(before)
+
+
+@thread_worker
+def call(function: Callable, *args, **kwargs):
+    """Run ``function(*args, **kwargs)`` in a thread; a :class:`Pix2PixError` is returned as
+    :class:`Failed`."""
+    try:
+        return function(*args, **kwargs)
+    except Pix2PixError as exc:
+        return Failed(exc)

@@ -1,0 +1,466 @@
+"""The napari face driven as a user would, headless under Xvfb (pytest-xvfb).
+
+Tiny models (unet_32, ngf/ndf 8, patches of 32) keep the whole file well under a minute and a
+half on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from napari_pix2pix._napari import functions  # noqa: E402
+from napari_pix2pix._napari._state import get_state  # noqa: E402
+
+PLUGIN = "napari-pix2pix"
+TINY = {"generator": "unet_32", "ngf": 8, "ndf": 8, "batch_size": 2, "preview_every": 5}
+pytestmark = pytest.mark.gui
+
+
+# ----------------------------------------------------------------------------------- helpers
+def dock(viewer, name):
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    return widget
+
+
+def nuclei_viewer(make_napari_viewer, size: int | None = None):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "nuclei-2d")
+    if size:
+        for layer in viewer.layers:
+            layer.data = np.ascontiguousarray(layer.data[:size, :size])
+    return viewer
+
+
+def paired(viewer, crop=32, validation=0.1):
+    pair = dock(viewer, "Pair data")
+    pair.layer_a.select("nuclei")
+    pair.layer_b.select("nuclei labels")
+    pair.crop.value = crop
+    pair.validation.value = validation
+    assert pair.pair(), pair.message.text()
+    return pair
+
+
+def tiny_train_widget(viewer, steps=20, **extra):
+    train = dock(viewer, "Train")
+    for key, value in {**TINY, "steps": steps, **extra}.items():
+        getattr(train, key).value = value
+    return train
+
+
+def wait_idle(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+# ------------------------------------------------------------------------- manifest, samples
+def test_manifest_is_valid_and_importable():
+    import npe2
+    from npe2.manifest.utils import import_python_name
+
+    path = Path(__file__).resolve().parents[1] / "napari.yaml"
+    manifest = npe2.PluginManifest.from_file(path)
+    assert manifest.name == PLUGIN
+    contributions = manifest.contributions
+    assert {w.display_name for w in contributions.widgets} >= {"Pair data", "Train", "Discriminator", "Translate"}
+    assert {s.key for s in contributions.sample_data} == {"nuclei-2d", "nuclei-3d", "astronaut-edges"}
+    for command in contributions.commands:
+        assert callable(import_python_name(command.python_name)), command.python_name
+    from napari._app_model.constants._menus import is_menu_contributable
+
+    assert "napari/layers/filter" in contributions.menus
+    assert all(is_menu_contributable(menu) for menu in contributions.menus)
+    # the installed plugin is the same manifest
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    assert pm.get_manifest(PLUGIN).contributions.widgets == contributions.widgets
+
+
+def test_sample_data_opens(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "nuclei-2d")
+    assert [ly.name for ly in viewer.layers] == ["nuclei", "nuclei labels"]
+    assert viewer.layers["nuclei"].data.shape == viewer.layers["nuclei labels"].data.shape == (512, 512)
+    assert type(viewer.layers["nuclei labels"]).__name__ == "Labels"
+    viewer.open_sample(PLUGIN, "astronaut-edges")
+    assert viewer.layers["astronaut"].rgb and viewer.layers["astronaut"].data.shape == (512, 512, 3)
+    edges = viewer.layers["astronaut edges"].data
+    assert edges.shape == (512, 512) and set(np.unique(edges)) == {0, 255}
+    viewer.open_sample(PLUGIN, "nuclei-3d")
+    assert viewer.layers["nuclei 3d"].data.ndim == 3
+    assert viewer.layers["nuclei 3d"].data.shape == viewer.layers["nuclei 3d labels"].data.shape
+
+
+# ----------------------------------------------------------------------------------- pairing
+def test_pair_two_layers_shows_report_and_examples(make_napari_viewer):
+    viewer = nuclei_viewer(make_napari_viewer)
+    pair = paired(viewer, crop=64, validation=0.1)
+    state = get_state(viewer)
+    assert state.train_dataset is not None and state.val_dataset is not None
+    assert state.crop == 64 and state.train_dataset.b_is_labels
+    assert "no problems" in pair.report.value and "uint16" in pair.report.value
+    examples = viewer.layers["pix2pix examples A"]
+    assert examples.data.shape == (64, 3 * 64 + 2 * 8)  # three 64-px patches, 8-px gaps
+    assert examples.data.dtype == np.float32 and np.abs(examples.data).max() < 2  # model space, about [-1, 1]
+    n_layers = len(viewer.layers)
+    pair.examples.value = 2
+    assert pair.pair()
+    assert len(viewer.layers) == n_layers  # updated in place, never piled up
+    assert viewer.layers["pix2pix examples B"].data.shape == (64, 2 * 64 + 8)
+
+
+def test_pair_folders_ab_folder_channels_and_stacks(make_napari_viewer, tmp_path):
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for d in ("a", "b", "ab"):
+        (tmp_path / d).mkdir()
+    for name in ("one", "two"):
+        a = rng.integers(0, 255, (48, 40), dtype=np.uint8)
+        b = (255 - a).astype(np.uint8)
+        tifffile.imwrite(tmp_path / "a" / f"{name}.tif", a)
+        tifffile.imwrite(tmp_path / "b" / f"{name}.tif", b)
+        tifffile.imwrite(tmp_path / "ab" / f"{name}.tif", np.concatenate([a, b], axis=1))
+    viewer = make_napari_viewer()
+    pair = dock(viewer, "Pair data")
+    pair.crop.value = 32
+    pair.source.value = "two folders"
+    assert pair.layer_a.native.isHidden() and not pair.folder_a.native.isHidden()  # the chosen source only
+    pair.folder_a.value, pair.folder_b.value = tmp_path / "a", tmp_path / "b"
+    assert pair.pair(), pair.message.text()
+    assert len(get_state(viewer).train_dataset) == 2 and "2 training pair(s)" in pair.report.value
+    pair.source.value = "AB folder"
+    pair.ab_folder.value = tmp_path / "ab"
+    assert pair.pair(), pair.message.text()
+    assert get_state(viewer).train_dataset.pairs[0].a.shape == (1, 48, 40)
+    two_channel = np.stack([rng.random((48, 48)), rng.random((48, 48))], axis=-1).astype(np.float32)
+    viewer.add_image(two_channel, name="two channels")
+    pair.source.value = "channels of one layer"
+    pair.channel_layer.select("two channels")
+    pair.channels_a.value, pair.channels_b.value = "0", "1"
+    assert pair.pair(), pair.message.text()
+    assert get_state(viewer).train_dataset.in_channels == 1
+    viewer.open_sample(PLUGIN, "nuclei-3d")
+    pair.source.value = "two layers"
+    pair.layer_a.select("nuclei 3d")
+    pair.layer_b.select("nuclei 3d labels")
+    assert pair.pair(), pair.message.text()
+    assert len(get_state(viewer).dataset) == viewer.layers["nuclei 3d"].data.shape[0]  # one pair per slice
+
+
+def test_pair_bad_inputs_give_messages(make_napari_viewer):
+    viewer = make_napari_viewer()
+    pair = dock(viewer, "Pair data")
+    assert not pair.pair()  # no layers
+    assert pair.message_level == "error" and "two layers" in pair.message.text()
+    viewer.add_image(np.random.rand(64, 64).astype(np.float32), name="small")
+    viewer.add_image(np.random.rand(80, 64).astype(np.float32), name="other")
+    pair.layer_a.select("small")
+    pair.layer_b.select("other")
+    assert not pair.pair()  # different shapes
+    assert "size mismatch" in pair.report.value and pair.message_level == "error"
+    pair.source.value = "channels of one layer"
+    pair.channel_layer.select("small")
+    assert not pair.pair()  # a 2-D layer has no channels to split
+    assert "channel" in pair.message.text()
+    pair.source.value = "two folders"
+    assert not pair.pair()
+    assert pair.message_level == "error"
+    assert get_state(viewer).train_dataset is None
+
+
+# ----------------------------------------------------------------------------------- training
+def test_train_updates_plot_previews_and_maps(make_napari_viewer, qtbot):
+    viewer = nuclei_viewer(make_napari_viewer)
+    paired(viewer, crop=32, validation=0.1)
+    train = tiny_train_widget(viewer, steps=20)
+    disc = dock(viewer, "Discriminator")
+    disc.follow.value = True
+    assert "70 x 70" in train.rf_label.value  # patch D with 3 layers: the paper's 70x70
+    train.d_layers.value = 1
+    assert "16 x 16" in train.rf_label.value
+    train.d_layers.value = 3
+    assert train.start()
+    assert not train.start()  # pressing Train twice
+    assert "already running" in train.message.text()
+    wait_idle(qtbot, train)
+    assert train.last_finished is not None and train.last_finished.step == 20
+    assert not train.last_finished.stopped
+    assert train.plot.count("G_GAN") == 20 and train.plot.count("D_fake") == 20
+    assert train.plot.count("val L1") == 4 and train.plot.count("val PSNR") == 4
+    previews = [ly for ly in viewer.layers if ly.name.startswith("pix2pix preview")]
+    assert sorted(ly.name for ly in previews) == sorted(
+        ["pix2pix preview input", "pix2pix preview fake", "pix2pix preview target",
+         "pix2pix preview input D real", "pix2pix preview input D fake"])  # once each, updated in place
+    assert viewer.layers["pix2pix preview fake"].data.shape == (32, 32)
+    assert get_state(viewer).last_preview.step == 20
+    dmap = viewer.layers["pix2pix preview input D fake"]
+    assert dmap.data.shape == get_state(viewer).geometry.map_size(32, 32)
+    assert get_state(viewer).model is not None and train.progress is None
+    assert not train.stop()  # Stop with nothing running
+    assert "nothing to stop" in train.message.text()
+
+
+def test_stop_save_and_resume(make_napari_viewer, qtbot, tmp_path):
+    viewer = nuclei_viewer(make_napari_viewer, size=128)
+    paired(viewer, crop=32, validation=0.0)
+    train = tiny_train_widget(viewer, steps=100_000)
+    train.folder.value = str(tmp_path)
+    assert train.start()
+    qtbot.waitUntil(lambda: train.plot.count("G_L1") >= 3, timeout=30_000)
+    # the Discriminator can judge with the model training now (copied between two steps)
+    disc = dock(viewer, "Discriminator")
+    disc.model_source.value = "current training"
+    disc.input_layer.select("nuclei")
+    disc.target_layer.select("nuclei labels")
+    assert disc.compute()
+    wait_idle(qtbot, disc)
+    assert "nuclei D real" in viewer.layers
+    assert disc.maps["fake"].logits.shape == viewer.layers["nuclei D fake"].data.shape
+    assert train.running
+    assert train.stop()
+    wait_idle(qtbot, train)
+    finished = train.last_finished
+    assert finished.stopped and 3 <= finished.step < 100_000
+    saved = tmp_path / "model.safetensors"
+    assert saved.is_file() and str(saved) in train.saved
+    assert get_state(viewer).model_path == str(saved)
+    # resume from the saved file for five more steps
+    train.steps.value = finished.step + 5
+    train.resume_file.value = str(saved)
+    assert train.resume()
+    wait_idle(qtbot, train)
+    assert train.last_finished.step == finished.step + 5 and not train.last_finished.stopped
+    # bad resume file
+    train.resume_file.value = str(tmp_path / "missing.safetensors")
+    assert not train.resume() and train.message_level == "error"
+
+
+def test_train_errors_are_messages(make_napari_viewer, qtbot):
+    viewer = nuclei_viewer(make_napari_viewer, size=128)
+    train = tiny_train_widget(viewer, steps=5)
+    assert not train.start()  # nothing paired yet
+    assert "Pair data" in train.message.text()
+    paired(viewer, crop=32, validation=0.0)
+    train.generator.value = "unet_64"  # crop 32 is not a multiple of 64
+    assert train.start()  # the trainer is built in the worker: the error comes back as a message
+    wait_idle(qtbot, train)
+    assert train.message_level == "error" and "multiple of 64" in train.message.text()
+    assert train.last_finished is None
+
+
+def test_event_loop_keeps_running_during_training(make_napari_viewer, qtbot):
+    from qtpy.QtCore import QTimer
+
+    viewer = nuclei_viewer(make_napari_viewer, size=128)
+    paired(viewer, crop=32, validation=0.0)
+    train = tiny_train_widget(viewer, steps=60, preview_every=10)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    try:
+        assert train.start()
+        wait_idle(qtbot, train)
+    finally:
+        timer.stop()
+    assert train.last_finished.step == 60
+    gaps = np.diff(ticks)
+    assert len(ticks) > 20 and gaps.max() < 0.5, f"longest gap {gaps.max():.3f} s"
+
+
+def test_closing_stops_training(make_napari_viewer, qtbot):
+    viewer = nuclei_viewer(make_napari_viewer, size=128)
+    paired(viewer, crop=32, validation=0.0)
+    train = tiny_train_widget(viewer, steps=100_000)
+    assert train.start()
+    qtbot.waitUntil(lambda: train.plot.count("G_L1") >= 2, timeout=30_000)
+    control = train.control
+    # what napari's window does when it closes: cancel the registered tasks
+    viewer.window._task_status_manager.cancel_all()
+    assert control.done.is_set() and control.trainer._stop
+    assert not train.running
+    # and closing the dock widget (napari's x button) while training
+    assert train.start()
+    qtbot.waitUntil(lambda: train.plot.count("G_L1") >= 2, timeout=30_000)
+    control = train.control
+    viewer.window.remove_dock_widget(train)
+    assert control.done.is_set() and not train.running
+
+
+# --------------------------------------------------------------------------------- translate
+def test_translate_widget_adds_layer_with_metadata(make_napari_viewer, qtbot, tiny_model_file):
+    from napari_pix2pix.model import file_sha256
+
+    viewer = nuclei_viewer(make_napari_viewer, size=96)
+    viewer.layers["nuclei"].scale = (0.5, 0.25)
+    viewer.layers["nuclei"].translate = (10.0, -4.0)
+    viewer.layers["nuclei"].units = ("um", "um")
+    widget = dock(viewer, "Translate")
+    widget.model_path.value = str(tiny_model_file)
+    assert "unet_32" in widget.info.value and "1 -> 1" in widget.info.value
+    widget.input_layer.select("nuclei")
+    widget.tile.value, widget.overlap.value = 64, 8
+    assert widget.run()
+    wait_idle(qtbot, widget)
+    out = widget.last_layer
+    assert out is not None and out.name == f"nuclei -> {tiny_model_file.stem}"
+    assert out.data.shape == (96, 96)
+    np.testing.assert_allclose(out.scale, (0.5, 0.25))
+    np.testing.assert_allclose(out.translate, (10.0, -4.0))
+    assert [str(u) for u in out.units] == ["micrometer", "micrometer"]
+    meta = out.metadata["pix2pix"]
+    assert meta["model_file"] == str(tiny_model_file) and meta["model_sha256"] == file_sha256(tiny_model_file)
+    assert (meta["tile"], meta["overlap"], meta["mode"]) == (64, 8, "eval")
+    # a stack: translated slice by slice, and the result feeds other widgets (it is a layer)
+    viewer.add_image(np.stack([viewer.layers["nuclei"].data] * 3), name="stack")
+    widget.input_layer.select("stack")
+    assert widget.run()
+    wait_idle(qtbot, widget)
+    assert widget.last_layer.data.shape == (3, 96, 96)
+    assert widget.last_layer in viewer.layers
+
+
+def test_translate_bad_inputs(make_napari_viewer, qtbot, tmp_path, tiny_model_file, monkeypatch):
+    viewer = make_napari_viewer()
+    widget = dock(viewer, "Translate")
+    assert not widget.run()  # no layers
+    assert widget.message_level == "error" and "no input layer" in widget.message.text()
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"this is not a model")
+    widget.model_path.value = str(junk)  # a non-model file
+    assert widget.message_level == "error" and widget.model is None
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    widget.model_path.value = str(text)
+    assert widget.message_level == "error"
+    widget.model_path.value = str(tiny_model_file)
+    assert widget.model is not None
+    viewer.open_sample(PLUGIN, "astronaut-edges")
+    widget.input_layer.select("astronaut")  # RGB into a 1-channel model
+    assert widget.run()
+    wait_idle(qtbot, widget)
+    assert widget.message_level == "error" and "channels" in widget.message.text()
+    # out of memory on a huge untiled request: the engine retries, then advises to tile
+    from napari_pix2pix import inference
+
+    def oom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 40 GiB")
+
+    monkeypatch.setattr(inference, "run_generator", oom)
+    widget.input_layer.select("astronaut edges")
+    widget.tile.value = 0
+    assert widget.run()
+    wait_idle(qtbot, widget)
+    assert widget.message_level == "error"
+    assert "out of memory" in widget.message.text() and "tile" in widget.message.text()
+    assert len([ly for ly in viewer.layers if "->" in ly.name]) == 0
+
+
+def test_function_widgets_chain_through_napari(make_napari_viewer, tiny_model_file):
+    viewer = nuclei_viewer(make_napari_viewer, size=64)
+    data, meta, kind = functions.translate_layer(viewer.layers["nuclei"], tiny_model_file, tile=32, overlap=4)
+    assert data.shape == (64, 64) and kind in ("image", "labels")
+    assert meta["metadata"]["pix2pix"]["tile"] == 32
+    # the autogenerated function widget: napari adds the returned layer itself
+    _dock, fw = viewer.window.add_plugin_dock_widget(PLUGIN, "Translate layer (function)")
+    fw.image.value = viewer.layers["nuclei"]
+    fw.model_path.value = tiny_model_file
+    fw.tile.value = 64
+    fw.overlap.value = 8
+    n = len(viewer.layers)
+    fw()
+    assert len(viewer.layers) == n + 1
+    added = viewer.layers[-1]
+    assert added.name == f"nuclei -> {tiny_model_file.stem}" and added.metadata["pix2pix"]["tile"] == 64
+    # ... and the result is an input for the next function widget
+    maps = functions.discriminator_map_layer(viewer.layers["nuclei"], None, tiny_model_file)
+    assert [m[1]["name"] for m in maps] == ["nuclei D fake"]
+
+
+# ----------------------------------------------------------------------------- discriminator
+def test_discriminator_maps_placement_and_click(make_napari_viewer, qtbot, tiny_model_file):
+    from napari_pix2pix.model import Pix2PixModel
+    from napari_pix2pix.models import geometry
+
+    viewer = nuclei_viewer(make_napari_viewer, size=128)
+    image = viewer.layers["nuclei"]
+    image.scale, image.translate = (2.0, 2.0), (100.0, 50.0)
+    viewer.layers["nuclei labels"].scale = (2.0, 2.0)
+    viewer.layers["nuclei labels"].translate = (100.0, 50.0)
+    widget = dock(viewer, "Discriminator")
+    widget.model_path.value = str(tiny_model_file)
+    widget.input_layer.select("nuclei")
+    widget.target_layer.select("nuclei labels")
+    assert widget.compute()
+    wait_idle(qtbot, widget)
+    real, fake = viewer.layers["nuclei D real"], viewer.layers["nuclei D fake"]
+    geo = geometry(Pix2PixModel.load(tiny_model_file).discriminator)
+    assert real.data.shape == fake.data.shape == geo.map_size(128, 128)
+    np.testing.assert_allclose(fake.scale, (2.0 * geo.jump, 2.0 * geo.jump))
+    centre = geo.start + (geo.rf - 1) / 2
+    np.testing.assert_allclose(fake.translate, (100 + 2 * centre, 50 + 2 * centre))
+    assert fake.colormap.name == "PiYG"
+    lo, hi = fake.contrast_limits
+    assert lo == pytest.approx(-hi) and hi > 0
+    assert "judged real" in widget.stats.value and "real pair" in widget.stats.value
+    # cell (2, 3): its centre in world coordinates, then its receptive field on the image
+    position = (100 + 2 * (centre + 2 * geo.jump), 50 + 2 * (centre + 3 * geo.jump))
+
+    class Click:
+        type = "mouse_press"
+
+    Click.position = position
+    widget.on_map_click(fake, Click())
+    shapes = viewer.layers["pix2pix receptive field"]
+    assert len(shapes.data) == 1 and shapes.shape_type == ["rectangle"]
+    r0, c0, r1, c1 = widget.maps["fake"].cell_box(2, 3)
+    corners = shapes.data[0]
+    np.testing.assert_allclose(corners.min(0), (100 + 2 * (r0 - 0.5), 50 + 2 * (c0 - 0.5)))
+    np.testing.assert_allclose(corners.max(0), (100 + 2 * (r1 + 0.5), 50 + 2 * (c1 + 0.5)))
+    widget.select_cell((100 + 2 * centre, 50 + 2 * centre))  # another cell: same layer, updated
+    assert len(viewer.layers["pix2pix receptive field"].data) == 1
+    assert widget.select_cell((-1e6, -1e6)) is None
+    # with the generated output only the fake map is computed
+    widget.target_layer.value = None
+    assert widget.compute()
+    wait_idle(qtbot, widget)
+    assert widget.maps["real"] is None and "fake pair" in widget.stats.value
+
+
+def test_discriminator_bad_inputs(make_napari_viewer, tiny_model_file):
+    viewer = make_napari_viewer()
+    widget = dock(viewer, "Discriminator")
+    assert not widget.compute()  # no layers
+    assert widget.message_level == "error"
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="a")
+    viewer.add_image(np.zeros((48, 64), np.uint8), name="b")
+    widget.input_layer.select("a")
+    assert not widget.compute()  # no model
+    assert "model" in widget.message.text()
+    widget.model_path.value = str(tiny_model_file)
+    widget.target_layer.select("b")
+    assert not widget.compute()  # different sizes
+    assert "differ in size" in widget.message.text()
+    widget.model_source.value = "current training"
+    assert not widget.compute() and "no model from training" in widget.message.text()
+
+
+# ------------------------------------------------------------------------------------- demo
+def test_demo_viewer_docks_and_prefills(make_napari_viewer, monkeypatch):
+    from napari_pix2pix._napari import demo
+
+    monkeypatch.setattr(napari, "Viewer", lambda **kw: make_napari_viewer())
+    viewer = demo.open_demo_viewer("nuclei-2d", show=False)
+    docked = set(viewer.window.dock_widgets)
+    assert all(any(name in key for key in docked) for name in demo.WIDGETS)
+    train = next(w for k, w in viewer.window.dock_widgets.items() if "Train" in k)
+    assert train.generator.value == demo.DEMO_SETTINGS["generator"]
+    pair = next(w for k, w in viewer.window.dock_widgets.items() if "Pair data" in k)
+    assert pair.layer_a.value.name == "nuclei labels" and pair.crop.value == 64
