@@ -355,13 +355,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(exc: Pix2PixError) -> str:
+    """The error as one line: a multi-line problem (a pairing report) is folded with '; ' and
+    shortened past 5 items (``pair`` prints the full report), then the fix."""
+    lines = [ln.strip(" -\t") for ln in exc.problem.strip().splitlines() if ln.strip(" -\t")] or [""]
+    shown = lines[:5] + ([f"... {len(lines) - 5} more (run `pair` with the same source options for all)"]
+                         if len(lines) > 5 else [])
+    problem = "; ".join(shown)
+    return f"{problem} Fix: {exc.fix}" if exc.fix else problem
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args, parser)
     except Pix2PixError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -30,10 +30,16 @@ def _as_numpy(x, name: str) -> np.ndarray:
         import torch
 
         if isinstance(x, torch.Tensor):
+            if x.is_complex():
+                raise InputError(f"{name} has complex values ({x.dtype}).",
+                                 "pass a real-valued IMAGE (e.g. the magnitude) in 0..1.")
             return x.detach().to("cpu", torch.float32).numpy().copy()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     if isinstance(x, np.ndarray):
+        if np.iscomplexobj(x):
+            raise InputError(f"{name} has complex values ({x.dtype}).",
+                             "pass a real-valued IMAGE (e.g. the magnitude) in 0..1.")
         return x.astype(np.float32, copy=True)
     raise InputError(f"{name} is a {type(x).__name__}, not an image tensor.", IMAGE_FIX)
 

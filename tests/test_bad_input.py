@@ -177,15 +177,11 @@ def _with(t, value):
 # Known gap: a DatasetError's message lists the pairing report on several lines, and cli.main
 # prints it whole. Proposed fix in cli.main: print the first line of exc.problem and exc.fix.
 MULTILINE_GAPS = {
-    ("cli", "mismatched pair shapes"): "cli.main prints DatasetError's multi-line pairing report",
-    ("cli", "NaN in a pair"): "cli.main prints DatasetError's multi-line pairing report",
 }
 
 
 # Known gaps (strict xfail: they fail loudly once fixed, so the entry can be removed).
 KNOWN_GAPS = {
-    ("nodes", "complex"): "nodes/_convert.py casts a complex IMAGE to float32, silently dropping the "
-                          "imaginary part (torch only warns)",
 }
 
 

@@ -464,3 +464,19 @@ def test_demo_viewer_docks_and_prefills(make_napari_viewer, monkeypatch):
     assert train.generator.value == demo.DEMO_SETTINGS["generator"]
     pair = next(w for k, w in viewer.window.dock_widgets.items() if "Pair data" in k)
     assert pair.layer_a.value.name == "nuclei labels" and pair.crop.value == 64
+
+
+def test_cli_demo_hands_over_to_the_viewer(make_napari_viewer, tmp_path, monkeypatch):
+    """The README's demo command: headless training, then napari with the result and the model."""
+    import napari
+
+    from napari_pix2pix._napari import demo as napari_demo
+    from napari_pix2pix.demo import run_demo
+
+    summary = run_demo(tmp_path, seconds=1)
+    assert (tmp_path / "demo.png").is_file() and summary["translated"].shape == (512, 512)
+    monkeypatch.setattr(napari, "Viewer", lambda *a, **k: make_napari_viewer())
+    viewer, widgets = napari_demo.show_demo(summary, show=False, run=False)
+    assert "translated (demo model)" in viewer.layers
+    assert set(widgets) == {"Pair data", "Train", "Discriminator", "Translate"}
+    assert str(widgets["Translate"].model_path.value) == summary["model_path"]

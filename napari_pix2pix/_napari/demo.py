@@ -1,6 +1,6 @@
 """The demo: napari with a sample loaded, the four widgets docked and small training settings.
 
-``python -m napari_pix2pix demo`` calls :func:`open_demo_viewer` when a display exists;
+``python -m napari_pix2pix demo`` trains headless, then calls :func:`show_demo` when a display exists;
 from Python::
 
     from napari_pix2pix._napari.demo import open_demo_viewer
@@ -66,6 +66,10 @@ def open_demo_viewer(dataset_name: str = "nuclei-2d", show: bool = True):
     """Open napari, load sample ``dataset_name`` (nuclei-2d, nuclei-3d or astronaut-edges), dock
     the four widgets and pre-fill small training settings. Returns the viewer (call
     ``napari.run()`` to hand control to the user)."""
+    return _open(dataset_name, show)[0]
+
+
+def _open(dataset_name: str, show: bool):
     import napari
 
     viewer = napari.Viewer(title=f"napari-pix2pix demo ({dataset_name})", show=show)
@@ -73,4 +77,19 @@ def open_demo_viewer(dataset_name: str = "nuclei-2d", show: bool = True):
     widgets = dock_widgets(viewer)
     prefill(widgets, dataset_name)
     viewer.window._qt_window.raise_()
-    return viewer
+    return viewer, widgets
+
+
+def show_demo(summary: dict, show: bool = True, run: bool = True):
+    """After the CLI demo's headless training (:func:`napari_pix2pix.demo.run_demo`): open the demo
+    viewer, add the translation as a layer and point the Translate widget at the trained model.
+    Returns ``(viewer, {widget name: widget})``."""
+    import napari
+
+    viewer, widgets = _open("nuclei-2d", show)
+    viewer.add_image(summary["translated"], name="translated (demo model)", colormap="magma")
+    widgets["Translate"].model_path.value = summary["model_path"]
+    print("demo: napari is open with the sample, the translation and the Pix2Pix widgets docked.")
+    if run:
+        napari.run()
+    return viewer, widgets
