@@ -46,10 +46,7 @@ def _output_dtype(model, dtype: np.dtype, output_dtype: str) -> np.dtype:
     if output_dtype == "input":
         return np.dtype(dtype)
     if output_dtype == "target":
-        from .data.normalize import default_normalization
-
-        norm_b = model.normalization("b") or default_normalization(dtype, model.config.out_channels)
-        return np.dtype(norm_b.dtype)
+        return np.dtype(model.normalizations(dtype)[1].dtype)
     return np.dtype(output_dtype)
 
 

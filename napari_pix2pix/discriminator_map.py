@@ -82,19 +82,17 @@ def discriminator_maps(model, source, target=None, *, channel_axis_source: int |
     """
     import torch
 
-    from .data.normalize import default_normalization
     from .models import geometry
 
     if model.discriminator is None:
         raise InputError("this model file holds no discriminator.",
                          "use a model trained with napari-pix2pix (a generator-only import has no discriminator).")
     src = check_array(source, "source image")
-    x, stack = to_model_layout(src, model.config.in_channels, channel_axis_source)
+    norm_a, norm_b = model.normalizations(src.dtype)
+    x, stack = to_model_layout(src, norm_a.channels, channel_axis_source)
     if stack:
         raise InputError(f"the discriminator map takes one 2-D image, got a stack of shape {src.shape}.",
                          "choose a single slice (e.g. the current z-plane).")
-    norm_a = model.normalization("a") or default_normalization(src.dtype, model.config.in_channels)
-    norm_b = model.normalization("b") or default_normalization(src.dtype, model.config.out_channels)
     xa = torch.from_numpy(np.ascontiguousarray(norm_a.forward(x), np.float32))
     h, w = xa.shape[-2:]
     with test_time_mode(model.generator, mode):
@@ -116,7 +114,7 @@ def discriminator_maps(model, source, target=None, *, channel_axis_source: int |
     real = None
     if target is not None:
         tgt = check_array(target, "target image")
-        y, tstack = to_model_layout(tgt, model.config.out_channels, channel_axis_target)
+        y, tstack = to_model_layout(tgt, norm_b.channels, channel_axis_target)
         if tstack or y.shape[-2:] != x.shape[-2:]:
             raise InputError(f"source {src.shape} and target {tgt.shape} do not have the same Y, X size.",
                              "choose a target of the same size as the source.")

@@ -94,11 +94,7 @@ def _as_model(model, device="cpu"):
 
 def _norms(model, dtype_a, dtype_b):
     """The model's normalisations of A and B (dtype-range mapping when the file has none)."""
-    from .data.normalize import default_normalization
-
-    norm_a = model.normalization("a") or default_normalization(dtype_a, model.config.in_channels)
-    norm_b = model.normalization("b") or default_normalization(dtype_b, model.config.out_channels)
-    return norm_a, norm_b
+    return model.normalizations(dtype_a, dtype_b)
 
 
 def model_space(model, raw_a: np.ndarray, raw_b: np.ndarray):

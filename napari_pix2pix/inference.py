@@ -177,7 +177,7 @@ def _pad(x, height: int, width: int):
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
     import torch
 
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
@@ -253,13 +253,10 @@ def translate(model, image, *, config: TileConfig | None = None, channel_axis: i
 
     An out-of-memory error is retried with halved tiles before failing with advice.
     """
-    from .data.normalize import default_normalization
-
     config = config or TileConfig()
     image = check_array(image)
-    x, stack = to_model_layout(image, model.config.in_channels, channel_axis)
-    norm_a = model.normalization("a") or default_normalization(image.dtype, model.config.in_channels)
-    norm_b = model.normalization("b") or default_normalization(image.dtype, model.config.out_channels)
+    norm_a, norm_b = model.normalizations(image.dtype)
+    x, stack = to_model_layout(image, norm_a.channels, channel_axis)  # data channels (one-hot labels: 1)
     import torch
 
     xt = torch.from_numpy(np.ascontiguousarray(norm_a.forward(x), dtype=np.float32))
@@ -276,7 +273,7 @@ def translate(model, image, *, config: TileConfig | None = None, channel_axis: i
                                   cancel=cancel)
             break
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
-            if not _is_oom(exc):
+            if not is_out_of_memory(exc):
                 raise
             full = max(xt.shape[-2:])
             smaller = (tile or full) // 2

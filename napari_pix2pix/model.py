@@ -88,6 +88,17 @@ class Pix2PixModel:
 
         return Normalization.from_dict(data)
 
+    def normalizations(self, dtype_a, dtype_b=None):
+        """``(norm_a, norm_b)``: the stored normalisations, or a dtype-range mapping for files that
+        have none (imported reference models: uint8 0..255, floats 0..1). ``dtype_b`` defaults to
+        ``dtype_a``."""
+        from .data.normalize import default_normalization
+
+        norm_a = self.normalization("a") or default_normalization(dtype_a, self.config.in_channels)
+        norm_b = self.normalization("b") or default_normalization(
+            dtype_a if dtype_b is None else dtype_b, self.config.out_channels)
+        return norm_a, norm_b
+
     def is_labels(self, side: str) -> bool:
         return bool((self.checkpoint.data or {}).get(f"{side}_is_labels", False))
 

@@ -125,9 +125,10 @@ class Trainer:
         from .metrics import BestTracker
 
         self.best = BestTracker(config.best_metric)
+        self._fresh_csv = resume is None
 
         if resume is not None:
-            ckpt = load_checkpoint(resume)
+            ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
             model = ckpt.model
         elif init_from is not None:
             ckpt = init_from if isinstance(init_from, Checkpoint) else load_checkpoint(init_from)
@@ -164,6 +165,10 @@ class Trainer:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
         self.geometry = geometry(self.discriminator)
+        if 0 in self.geometry.map_size(config.crop):
+            raise ConfigError(f"crop {config.crop} is too small for this discriminator (receptive field "
+                              f"{self.geometry.rf}): its map would be empty.",
+                              "use a larger crop (e.g. 128 for discriminator_layers 5) or fewer discriminator layers.")
         self.opt_g = self._adam(self.generator)
         self.opt_d = self._adam(self.discriminator)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16"
@@ -173,9 +178,10 @@ class Trainer:
         self.sampler_rng = torch.Generator().manual_seed(config.seed * 1000)
 
         if ckpt is not None:
-            load_state(self.generator, ckpt.generator, "generator", resume or "model")
+            source = resume if isinstance(resume, (str, os.PathLike)) else "model"
+            load_state(self.generator, ckpt.generator, "generator", source)
             if ckpt.discriminator:
-                load_state(self.discriminator, ckpt.discriminator, "discriminator", resume or "model")
+                load_state(self.discriminator, ckpt.discriminator, "discriminator", source)
             self.history = list(ckpt.history)
             if resume is not None:
                 self._restore(ckpt)
@@ -296,17 +302,16 @@ class Trainer:
         ``nan_policy='stop'``) avoids every host synchronisation: the losses of the last readout
         are returned, non-finite losses are collected in a device flag that makes the fused
         optimizers skip the update, and the next readout step raises :class:`TrainingError`."""
-        if not readout and not self.syncs_every_step:
-            return self._train_step_async()
+        sync = readout or self.syncs_every_step
         cfg = self.config
         lr = cfg.lr_at(self.step)
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = lr
         a, b = self._batch()
-        # batch-norm statistics move in the forward pass: keep a copy to undo a non-finite batch
-        self._saved_buffers = [(buf, buf.clone()) for net in (self.generator, self.discriminator)
-                               for buf in net.buffers()]
+        if sync:  # batch-norm statistics move in the forward pass: keep a copy to undo a non-finite batch
+            self._saved_buffers = [(buf, buf.clone()) for net in (self.generator, self.discriminator)
+                                   for buf in net.buffers()]
         self.generator.train()
         self.discriminator.train()
         with _autocast(self.device, cfg.precision):
@@ -314,11 +319,12 @@ class Trainer:
             fake_logits = self.d_train(torch.cat([a, fake.detach()], 1))
             real_logits = self.d_train(torch.cat([a, b], 1))
         loss_d, d_real, d_fake = discriminator_loss(real_logits, fake_logits, cfg.gan_mode)
-        if not self._finite(loss_d, "discriminator"):
+        bad = None if sync else ~torch.isfinite(loss_d.detach())
+        if sync and not self._finite(loss_d, "discriminator"):
             return {"skipped": 1.0}
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
-        self.scaler.step(self.opt_d)
+        self._optimizer_step(self.opt_d, bad)
 
         self.discriminator.requires_grad_(False)
         try:
@@ -326,60 +332,30 @@ class Trainer:
                 fake_logits = self.discriminator(torch.cat([a, fake], 1))
             loss_g, g_gan, g_l1 = generator_loss(fake_logits, fake, b, cfg.lambda_l1, cfg.gan_mode,
                                                  cfg.lambda_gan)
-            if not self._finite(loss_g, "generator"):
+            if sync and not self._finite(loss_g, "generator"):
                 return {"skipped": 1.0}
+            if not sync:
+                bad = bad | ~torch.isfinite(loss_g.detach())
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(loss_g).backward()
-            self.scaler.step(self.opt_g)
+            self._optimizer_step(self.opt_g, bad)
             self.scaler.update()
         finally:
             self.discriminator.requires_grad_(True)
         self.step += 1
+        if not sync:
+            self._nonfinite = bad if getattr(self, "_nonfinite", None) is None else self._nonfinite | bad
+            return dict(getattr(self, "_last_losses", None)
+                        or {k: float("nan") for k in ("G_GAN", "G_L1", "D_real", "D_fake")})
         values = torch.stack([g_gan.detach(), g_l1.detach(), d_real.detach(), d_fake.detach()]).float().tolist()
         self._last_losses = dict(zip(("G_GAN", "G_L1", "D_real", "D_fake"), values))
         self._raise_pending_nonfinite()
         return dict(self._last_losses)
 
-    def _train_step_async(self) -> dict:
-        """:meth:`train_step` without host syncs (CUDA between log intervals): same maths, the
-        finiteness of the losses stays on the device (see ``train_step(readout=False)``)."""
-        cfg = self.config
-        lr = cfg.lr_at(self.step)
-        for opt in (self.opt_g, self.opt_d):
-            for group in opt.param_groups:
-                group["lr"] = lr
-        a, b = self._batch()
-        self.generator.train()
-        self.discriminator.train()
-        with _autocast(self.device, cfg.precision):
-            fake = self.g_train(a)
-            fake_logits = self.d_train(torch.cat([a, fake.detach()], 1))
-            real_logits = self.d_train(torch.cat([a, b], 1))
-        loss_d, d_real, d_fake = discriminator_loss(real_logits, fake_logits, cfg.gan_mode)
-        bad = ~torch.isfinite(loss_d.detach())
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_d).backward()
-        self._step_unless(self.opt_d, bad)
-        self.discriminator.requires_grad_(False)
-        try:
-            with _autocast(self.device, cfg.precision):
-                fake_logits = self.discriminator(torch.cat([a, fake], 1))
-            loss_g, g_gan, g_l1 = generator_loss(fake_logits, fake, b, cfg.lambda_l1, cfg.gan_mode,
-                                                 cfg.lambda_gan)
-            bad = bad | ~torch.isfinite(loss_g.detach())
-            self.opt_g.zero_grad(set_to_none=True)
-            self.scaler.scale(loss_g).backward()
-            self._step_unless(self.opt_g, bad)
-            self.scaler.update()
-        finally:
-            self.discriminator.requires_grad_(True)
-        self._nonfinite = bad if getattr(self, "_nonfinite", None) is None else self._nonfinite | bad
-        self.step += 1
-        return dict(getattr(self, "_last_losses", None) or {k: float("nan") for k in ("G_GAN", "G_L1", "D_real", "D_fake")})
-
-    def _step_unless(self, opt: torch.optim.Optimizer, bad: torch.Tensor) -> None:
-        """Optimizer step that a fused optimizer skips on the device when ``bad`` (no host sync)."""
-        if self.scaler.is_enabled() or not opt.param_groups[0].get("fused"):
+    def _optimizer_step(self, opt: torch.optim.Optimizer, bad: torch.Tensor | None) -> None:
+        """Optimizer step; with a device flag ``bad`` a fused optimizer skips it on the device
+        (no host sync). The fp16 grad scaler skips non-finite steps itself."""
+        if bad is None or self.scaler.is_enabled() or not opt.param_groups[0].get("fused"):
             self.scaler.step(opt)  # fp16: the scaler skips non-finite steps itself
             return
         opt.found_inf = bad.float().reshape(())
@@ -454,13 +430,21 @@ class Trainer:
                               for i in range(0, len(self.val_a), 4)])
         finally:
             self.generator.train()
-        return image_metrics(fake.float().cpu(), self.val_b.float(),
-                             labels=bool(getattr(self.dataset, "b_is_labels", False)))
+        labels = bool(getattr(self.dataset, "b_is_labels", False))
+        norm_b = getattr(self.dataset, "norm_b", None)
+        extra = {"encoding": norm_b.label_encoding, "top": norm_b.high} if labels and norm_b is not None else {}
+        return image_metrics(fake.float().cpu(), self.val_b.float(), labels=labels, **extra)
 
     # ---------------------------------------------------------------------------- saving
     def checkpoint(self) -> Checkpoint:
         def plain(module):
-            return getattr(module, "module", module).state_dict()
+            return {k: v.detach().cpu().clone() for k, v in getattr(module, "module", module).state_dict().items()}
+
+        def cpu_state(opt):
+            state = opt.state_dict()
+            return {"state": {i: {k: v.detach().cpu().clone() if torch.is_tensor(v) else v for k, v in st.items()}
+                              for i, st in state["state"].items()},
+                    "param_groups": state["param_groups"]}
 
         rng = {"sampler": self.sampler_rng.get_state(), "torch": torch.get_rng_state()}
         if self.device.type == "cuda":
@@ -474,7 +458,7 @@ class Trainer:
         data["source"] = getattr(self.dataset, "source", {}) or {}
         return Checkpoint(model=self.model_config, step=self.step, training=self.config, data=data,
                           generator=plain(self.generator), discriminator=plain(self.discriminator),
-                          optimizer_g=self.opt_g.state_dict(), optimizer_d=self.opt_d.state_dict(),
+                          optimizer_g=cpu_state(self.opt_g), optimizer_d=cpu_state(self.opt_d),
                           rng=rng, metrics=self.metrics, history=self.history)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -498,6 +482,9 @@ class Trainer:
         self.history.append({"step": self.step, **{f"val_{k}": v for k, v in metrics.items()}})
         yield ValidationEvent(self.step, metrics)
         csv_path = self._side_path("metrics.csv")
+        if csv_path is not None and self._fresh_csv:
+            csv_path.unlink(missing_ok=True)  # a new run starts its own table; a resumed one appends
+            self._fresh_csv = False
         if csv_path is not None:
             append_csv(csv_path, {"step": self.step, **metrics})
         best_path = self._side_path("best.safetensors")
@@ -516,8 +503,13 @@ class Trainer:
     def _main_work_at(self, step: int) -> bool:
         """Whether rank 0 previews, validates or writes a checkpoint after ``step``."""
         cfg = self.config
-        return any(every and step % every == 0 for every in
-                   (cfg.preview_every, cfg.validate_every if self.val_a is not None else 0, cfg.checkpoint_every))
+        return self._validates_at(step) or any(every and step % every == 0
+                                               for every in (cfg.preview_every, cfg.checkpoint_every))
+
+    def _validates_at(self, step: int) -> bool:
+        """Validation runs every ``validate_every`` steps and after the last one."""
+        every = self.config.validate_every
+        return bool(every and self.val_a is not None and (step % every == 0 or step == self.config.steps))
 
     def _readout_at(self, step: int) -> bool:
         """Whether step ``step`` (1-based) reads its losses back (always on CPU; see train_step)."""
@@ -558,7 +550,18 @@ class Trainer:
         try:
             while self.step < cfg.steps and not self._stop:
                 t0 = time.perf_counter()
-                losses = self.train_step(readout=self._readout_at(self.step + 1))
+                try:
+                    losses = self.train_step(readout=self._readout_at(self.step + 1))
+                except (RuntimeError, MemoryError) as exc:
+                    from .inference import is_out_of_memory
+
+                    if not is_out_of_memory(exc):
+                        raise
+                    raise TrainingError(
+                        f"out of memory at step {self.step + 1} (batch {cfg.batch_size}, crop {cfg.crop}, "
+                        f"{self.model_config.generator} ngf {self.model_config.ngf}, device {self.device}).",
+                        "lower the batch size or crop, use a smaller generator, --precision bf16/fp16, "
+                        "or another device; the last checkpoint is kept.") from None
                 if "skipped" in losses:
                     yield StepEvent(self.step, cfg.steps, losses, cfg.lr_at(self.step), 0.0)
                     continue
@@ -572,7 +575,7 @@ class Trainer:
                 yield StepEvent(self.step, cfg.steps, losses, record["lr"], time.perf_counter() - t0)
                 if cfg.preview_every and self.step % cfg.preview_every == 0:
                     yield self.preview()
-                if cfg.validate_every and self.step % cfg.validate_every == 0 and self.val_a is not None:
+                if self._validates_at(self.step):
                     yield from self._record_validation(self.validate())
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     for path in self._checkpoint_paths()[:1] or []:

@@ -110,3 +110,18 @@ def test_discriminator_maps_are_placed_over_receptive_fields(trained):
     assert 0 <= real.fraction_real <= 1 and real.upsampled().shape == (128, 128)
     with pytest.raises(InputError, match="too small"):
         discriminator_maps(model, image[:8, :8])
+
+
+def test_one_hot_label_input_translates(tmp_path):
+    """A model whose A side is one-hot labels takes the 1-channel label image, not n channels."""
+    from napari_pix2pix.config import NormConfig
+
+    image, labels = nuclei_2d()
+    classes = (labels[:128, :128] % 3).astype(np.uint8)  # three classes
+    data = from_arrays(classes, image[:128, :128],
+                       DataConfig(norm_a=NormConfig(mode="labels", label_encoding="onehot"), a_is_labels=True))
+    assert data.in_channels == 3
+    path = tmp_path / "onehot.safetensors"
+    Trainer(tiny_model(in_channels=3), tiny_train(steps=1, crop=32), data, out=path).run()
+    out = translate(Pix2PixModel.load(path), classes, config=TileConfig(tile=0))
+    assert out.shape == classes.shape

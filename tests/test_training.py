@@ -131,3 +131,54 @@ def test_l1_only_and_hinge_modes_run(nuclei):
         trainer.run()
         assert trainer.step == 2
         assert all(np.isfinite(v) for k, v in trainer.history[-1].items() if k != "step")
+
+
+def test_resume_from_an_in_memory_checkpoint(nuclei):
+    first = Trainer(tiny_model(), tiny_train(steps=3), nuclei)
+    first.run()
+    ckpt = first.checkpoint()
+    # the checkpoint is a CPU copy, not a view of the live weights
+    live = first.generator.state_dict()["up.0.0.weight"]
+    assert ckpt.generator["up.0.0.weight"].data_ptr() != live.data_ptr()
+    resumed = Trainer(tiny_model(), tiny_train(steps=5), nuclei, resume=ckpt)
+    assert resumed.step == 3
+    resumed.run()
+    assert resumed.step == 5
+
+
+def test_too_small_crop_for_the_discriminator_is_a_config_error(nuclei):
+    with pytest.raises(ConfigError, match="too small for this discriminator"):
+        Trainer(tiny_model(discriminator_layers=5), tiny_train(crop=32), nuclei)
+
+
+def test_out_of_memory_in_training_is_explained_and_keeps_the_last_state(nuclei, tmp_path, monkeypatch):
+    from napari_pix2pix.errors import TrainingError
+
+    trainer = Trainer(tiny_model(), tiny_train(steps=10), nuclei, out=tmp_path / "m.safetensors")
+    calls = {"n": 0}
+    real_step = trainer.train_step
+
+    def step(**kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_step(**kw)
+
+    monkeypatch.setattr(trainer, "train_step", step)
+    with pytest.raises(TrainingError, match="out of memory at step 3") as exc:
+        trainer.run()
+    assert "Fix:" in str(exc.value)
+    assert load_checkpoint(tmp_path / "m.safetensors").step == 2
+
+
+def test_last_step_is_always_validated(nuclei, tmp_path):
+    train, val = nuclei.split(0.25)
+    trainer = Trainer(tiny_model(), tiny_train(steps=5, validate_every=3, checkpoint_dir=str(tmp_path)),
+                      train, val_dataset=val)
+    steps = [e.step for e in trainer.events() if isinstance(e, ValidationEvent)]
+    assert steps == [3, 5]
+    rows = (tmp_path / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 3  # header + 2
+    Trainer(tiny_model(), tiny_train(steps=3, validate_every=3, checkpoint_dir=str(tmp_path)),
+            train, val_dataset=val).run()
+    assert len((tmp_path / "metrics.csv").read_text().strip().splitlines()) == 2  # a new run starts a new table
