@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelFileError
+from .paths import atomic_write  # noqa: F401 - re-exported: checkpoints are written through it
 
 FORMAT = "napari-pix2pix"
 FORMAT_VERSION = "1"
@@ -74,35 +74,6 @@ def _optimizer_state(prefix: str, groups_json: str | None, tensors: dict) -> dic
             _, index, key = name.split("/", 2)
             state.setdefault(int(index), {})[key] = value
     return {"state": state, "param_groups": json.loads(groups_json)}
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` for a temporary file beside ``path``, fsync it, then rename it
-    over ``path``: readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:

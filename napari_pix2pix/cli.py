@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import (DEVICE_CHOICES, GAN_MODE_CHOICES, GENERATOR_CHOICES, NORM_CHOICES, NORM_MODE_CHOICES,
+from .config import (BEST_METRIC_DIRECTIONS, DEVICE_CHOICES, DIRECTION_CHOICES, GAN_MODE_CHOICES, GENERATOR_CHOICES, NORM_CHOICES, NORM_MODE_CHOICES,
                      PRECISION_CHOICES, TEST_MODE_CHOICES, DataConfig, ModelConfig, NormConfig, TileConfig,
                      TrainConfig)
 from .errors import Pix2PixError
@@ -29,7 +29,7 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--source", help="A: an image file (2-D or a stack) or a folder")
     g.add_argument("--target", help="B: an image file or a folder matched to --source by file name")
     g.add_argument("--ab-folder", help="a folder of side-by-side AB images")
-    g.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB", help="for --ab-folder")
+    g.add_argument("--direction", choices=DIRECTION_CHOICES, default="AtoB", help="for --ab-folder")
     g.add_argument("--channels-a", type=int, nargs="+", help="channels of --source used as A")
     g.add_argument("--channels-b", type=int, nargs="+", help="channels of --source used as B")
     g.add_argument("--norm-a", choices=NORM_MODE_CHOICES, help="normalisation of A (default: percentile, "
@@ -131,7 +131,8 @@ def cmd_train(args, parser) -> int:
                         dropout=not args.no_dropout, discriminator=args.discriminator,
                         discriminator_layers=args.discriminator_layers)
     config = TrainConfig(steps=args.steps, decay_steps=args.decay_steps, batch_size=args.batch_size,
-                         crop=args.crop, lr=args.lr, lambda_l1=args.lambda_l1, gan_mode=args.gan_mode,
+                         crop=args.crop, lr=args.lr, lambda_l1=args.lambda_l1, lambda_gan=args.lambda_gan,
+                         best_metric=args.best_metric, gan_mode=args.gan_mode,
                          seed=args.seed, device=args.device, precision=args.precision,
                          channels_last=args.channels_last, compile=args.compile,
                          checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
@@ -286,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=_DEFAULT_TRAIN.batch_size)
     p.add_argument("--lr", type=float, default=_DEFAULT_TRAIN.lr)
     p.add_argument("--lambda-l1", type=float, default=_DEFAULT_TRAIN.lambda_l1)
+    p.add_argument("--lambda-gan", type=float, default=_DEFAULT_TRAIN.lambda_gan,
+                   help="weight of the generator's GAN term (0: L1 only)")
+    p.add_argument("--best-metric", choices=tuple(BEST_METRIC_DIRECTIONS), default=_DEFAULT_TRAIN.best_metric,
+                   help="validation metric that picks best.safetensors")
     p.add_argument("--gan-mode", choices=GAN_MODE_CHOICES, default=_DEFAULT_TRAIN.gan_mode)
     p.add_argument("--seed", type=int, default=_DEFAULT_TRAIN.seed)
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")

@@ -25,6 +25,7 @@ TEST_MODE_CHOICES = ("eval", "train")
 NAN_POLICY_CHOICES = ("stop", "skip")
 NORM_MODE_CHOICES = ("percentile", "fixed", "none", "labels")
 LABEL_ENCODING_CHOICES = ("binary", "onehot", "scaled")
+DIRECTION_CHOICES = ("AtoB", "BtoA")
 # validation metric -> +1 when higher is better, -1 when lower is better
 BEST_METRIC_DIRECTIONS = {"PSNR": 1, "SSIM": 1, "L1": -1, "Dice": 1, "IoU": 1}
 
@@ -189,7 +190,7 @@ class DataConfig(_Serialisable):
     foreground_bias: float = 0.0
 
     def __post_init__(self):
-        _check_choice("direction", self.direction, ("AtoB", "BtoA"))
+        _check_choice("direction", self.direction, DIRECTION_CHOICES)
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError(f"validation_fraction={self.validation_fraction} is outside [0, 1).",
                               "pass a fraction such as 0.1, or 0 for no validation split.")

@@ -18,9 +18,7 @@ written and then moved into place with ``os.replace``.
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -228,9 +226,9 @@ def write_image(path, array: np.ndarray, metadata: dict | None = None) -> Path:
                              f"not {arr.dtype} {list(arr.shape)}.",
                              "save as .tif, which keeps any dtype and shape.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=ext + ".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    from .paths import atomic_write
+
+    def write(tmp: str) -> None:
         if ext in (".tif", ".tiff"):
             import tifffile
 
@@ -247,11 +245,8 @@ def write_image(path, array: np.ndarray, metadata: dict | None = None) -> Path:
             fmt = "PNG" if ext == ".png" else "JPEG"
             im = Image.fromarray(np.ascontiguousarray(arr))
             im.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)
     return path
 
 

@@ -4,6 +4,7 @@ name; a name must never reach outside its folder)."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .errors import InputError
@@ -39,3 +40,35 @@ def safe_join(root: str | os.PathLike, name: str | os.PathLike) -> Path:
     if resolved == base:
         raise InputError(f"{text!r} names the folder itself, not a file in it.", fix)
     return resolved
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` for a temporary file beside ``path``, fsync it, then rename it
+    over ``path``: readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it owner-only)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path

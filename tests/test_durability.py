@@ -265,3 +265,20 @@ def test_other_errors_are_not_retried():
     with pytest.raises(RuntimeError, match="something else"):
         translate(model, np.zeros((64, 64), np.float32), config=TileConfig(tile=0))
     assert len(model.generator.sizes) == 1
+
+
+def test_written_files_follow_the_umask_not_owner_only(tmp_path):
+    import os
+
+    import numpy as np
+
+    from napari_pix2pix.io import write_image
+    from napari_pix2pix.paths import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        p = atomic_write(tmp_path / "a.bin", lambda tmp: open(tmp, "wb").write(b"x"))
+        q = write_image(tmp_path / "b.tif", np.zeros((4, 4), np.uint8))
+    finally:
+        os.umask(old)
+    assert (p.stat().st_mode & 0o777) == 0o644 and (q.stat().st_mode & 0o777) == 0o644

@@ -18,7 +18,7 @@ from ._common import DockWidget, LayerPicker
 from ._layers import error_text, is_rgb, layer_array, model_to_display, upsert_image
 
 SOURCES = ("two layers", "two folders", "AB folder", "channels of one layer")
-DIRECTIONS = ("AtoB", "BtoA")  # DataConfig.direction (the engine has no *_CHOICES tuple for it)
+from ..config import DIRECTION_CHOICES as DIRECTIONS
 EXAMPLE_A, EXAMPLE_B = "pix2pix examples A", "pix2pix examples B"
 
 
