@@ -229,25 +229,28 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Check
     return ckpt
 
 
+def key_mismatch(missing, unexpected, wrong, n: int = 6) -> str:
+    """'missing keys: ...; unexpected keys: ...; wrong shapes: ...' with at most ``n`` of each."""
+    def show(keys):
+        keys = list(keys)
+        return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+    parts = [f"{label}: {show(keys)}" for label, keys in
+             (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes (file vs expected)", wrong))
+             if keys]
+    return "; ".join(parts)
+
+
 def load_state(module, state: dict, what: str, path: str | os.PathLike) -> None:
     """``module.load_state_dict(state)`` with an error that lists missing/unexpected keys and
     shape mismatches instead of torch's traceback."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
+             if tuple(own[k].shape) != tuple(state[k].shape)]
     if missing or unexpected or wrong:
-        def show(keys):
-            return ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {show(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {show(unexpected)}")
-        if wrong:
-            parts.append("wrong shapes: " + show([f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                                                 for k in wrong]))
         raise ModelFileError(f"{Path(path).name}: the {what} weights do not fit the architecture "
-                             f"({'; '.join(parts)}).",
+                             f"({key_mismatch(missing, unexpected, wrong)}).",
                              "check the architecture options (generator, norm, ngf, channels) match the file.")
     module.load_state_dict(state)

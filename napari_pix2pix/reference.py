@@ -33,6 +33,7 @@ from pathlib import Path
 
 from .config import ModelConfig, unet_depth
 from .errors import ConfigError, ModelFileError
+from .checkpoint import key_mismatch
 
 KIND = "reference pix2pix"
 _FIX_FILE = ("choose a generator (*_net_G.pth) or discriminator (*_net_D.pth) saved by the reference "
@@ -297,15 +298,8 @@ def _convert(state: dict, mapping: dict, config: ModelConfig, what: str, name: s
     wrong = [f"{ref} {tuple(state[ref].shape)} vs {tuple(own[ours].shape)}" for ref, ours in expected.items()
              if ref in state and tuple(state[ref].shape) != tuple(own[ours].shape)]
     if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {_show(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {_show(unexpected)}")
-        if wrong:
-            parts.append(f"wrong shapes (file vs expected): {_show(wrong)}")
         raise ModelFileError(f"{name}: the {what} weights do not fit {_describe(config, what)} "
-                             f"({'; '.join(parts)}).", hint)
+                             f"({key_mismatch(missing, unexpected, wrong)}).", hint)
     out = {}
     for ours, ref in mapping.items():
         t = state[ref].detach().to("cpu")

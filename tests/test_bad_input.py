@@ -27,15 +27,7 @@ from napari_pix2pix.errors import (DatasetError, ImageReadError, InputError, Mod
 from napari_pix2pix.models import build_discriminator, build_generator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread (and CI machines are often oversubscribed)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------- expectations

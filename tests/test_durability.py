@@ -26,15 +26,7 @@ from napari_pix2pix.models import build_generator
 from napari_pix2pix.training import StepEvent, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread (and CI machines are often oversubscribed)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(generator="unet_32", ngf=8, ndf=8, discriminator_layers=2)

@@ -12,15 +12,7 @@ from hypothesis import strategies as st
 from napari_pix2pix.inference import ramp, run_generator, tile_starts, tile_weights
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread (and CI machines are often oversubscribed)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @st.composite

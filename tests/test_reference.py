@@ -32,15 +32,7 @@ from napari_pix2pix.reference import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread (and CI machines are often oversubscribed)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REF = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reference-jz"

@@ -26,15 +26,7 @@ from napari_pix2pix.paths import safe_join
 from napari_pix2pix.reference import generator_key_map, import_reference
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread (and CI machines are often oversubscribed)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 ROOT = Path(__file__).resolve().parents[1]
