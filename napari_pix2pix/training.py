@@ -56,7 +56,9 @@ class StepEvent:
 @dataclass
 class PreviewEvent:
     """A fixed patch pushed through G (eval mode), in model space [-1, 1], ``[C, H, W]`` each,
-    with the discriminator's logit maps ``[h, w]`` for the real and the fake pair."""
+    with the discriminator's logit maps ``[h, w]`` for the real and the fake pair, and the quality
+    of the fake against the target: ``ssim`` (SSIM map) and ``error`` (|fake - target| on the
+    [0, 1] scale), ``[H, W]`` averaged over channels."""
 
     step: int
     source: np.ndarray
@@ -64,6 +66,8 @@ class PreviewEvent:
     target: np.ndarray
     d_real: np.ndarray
     d_fake: np.ndarray
+    ssim: np.ndarray | None = None
+    error: np.ndarray | None = None
 
 
 @dataclass
@@ -413,9 +417,12 @@ class Trainer:
         finally:
             self.generator.train(was_g)
             self.discriminator.train(was_d)
-        return PreviewEvent(self.step, a[0].float().cpu().numpy(), fake[0].float().cpu().numpy(),
-                            b[0].float().cpu().numpy(), d_real[0, 0].float().cpu().numpy(),
-                            d_fake[0, 0].float().cpu().numpy())
+        from .metrics import error_map, ssim_map
+
+        fake0, b0 = fake[:1].float().cpu(), b[:1].float().cpu()
+        return PreviewEvent(self.step, a[0].float().cpu().numpy(), fake0[0].numpy(), b0[0].numpy(),
+                            d_real[0, 0].float().cpu().numpy(), d_fake[0, 0].float().cpu().numpy(),
+                            ssim=ssim_map(fake0, b0)[0].mean(0).numpy(), error=error_map(fake0, b0)[0].mean(0).numpy())
 
     @torch.no_grad()
     def validate(self) -> dict:

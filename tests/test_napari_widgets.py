@@ -200,6 +200,11 @@ def test_train_updates_plot_previews_and_maps(make_napari_viewer, qtbot):
          "pix2pix preview input D real", "pix2pix preview input D fake"])  # once each, updated in place
     assert viewer.layers["pix2pix preview fake"].data.shape == (32, 32)
     assert get_state(viewer).last_preview.step == 20
+    ssim, err = viewer.layers["pix2pix quality SSIM"], viewer.layers["pix2pix quality |error|"]
+    ev = get_state(viewer).last_preview
+    assert ssim.data.shape == err.data.shape == (32, 32)  # the Quality view, updated in place
+    assert np.allclose(err.data, ev.error) and np.allclose(err.data, np.abs(ev.fake - ev.target).mean(0) / 2, atol=1e-6)
+    assert ssim.data.max() <= 1.0 + 1e-6 and ssim.data.min() < 1.0
     dmap = viewer.layers["pix2pix preview input D fake"]
     assert dmap.data.shape == get_state(viewer).geometry.map_size(32, 32)
     assert get_state(viewer).model is not None and train.progress is None
@@ -480,3 +485,21 @@ def test_cli_demo_hands_over_to_the_viewer(make_napari_viewer, tmp_path, monkeyp
     assert "translated (demo model)" in viewer.layers
     assert set(widgets) == {"Pair data", "Train", "Discriminator", "Translate"}
     assert str(widgets["Translate"].model_path.value) == summary["model_path"]
+
+
+def test_quality_maps_function_widget(make_napari_viewer, tiny_model_file):
+    """The Quality view for any pair of layers: SSIM and error maps placed over the input."""
+    from napari_pix2pix._napari.functions import quality_maps_layer
+    from napari_pix2pix.samples import nuclei_2d
+
+    viewer = make_napari_viewer()
+    image, labels = nuclei_2d()
+    img = viewer.add_image(image[:96, :128], name="img", scale=(0.5, 0.5), translate=(10, 20))
+    tgt = viewer.add_image(labels[:96, :128], name="tgt")
+    layers = quality_maps_layer(img, tgt, model_path=tiny_model_file, tile=0)
+    (ssim, ssim_meta, kind), (err, err_meta, _) = layers
+    assert kind == "image" and ssim.shape == err.shape == (96, 128)
+    assert ssim_meta["scale"] == (0.5, 0.5) and ssim_meta["translate"] == (10.0, 20.0)
+    assert 0 <= err.min() and err.max() <= 1 and ssim.max() <= 1 + 1e-6
+    with pytest.raises(Exception, match="Fix:"):
+        quality_maps_layer(img, viewer.add_image(labels[:50, :50]), model_path=tiny_model_file, tile=0)

@@ -25,6 +25,8 @@ from ._workers import Failed, ModelReady, ModelSnapshot, Started, TrainingContro
 
 PREVIEW_NAMES = {"input": "pix2pix preview input", "fake": "pix2pix preview fake",
                  "target": "pix2pix preview target"}
+# the Quality view: where the fake differs from the target on the preview patch
+QUALITY_NAMES = {"ssim": "pix2pix quality SSIM", "error": "pix2pix quality |error|"}
 LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")
 PANELS = {"losses": list(LOSSES), "validation L1": ["val L1"], "validation PSNR (dB)": ["val PSNR"]}
 
@@ -314,6 +316,7 @@ class TrainWidget(DockWidget):
         channels = {"input": model_config.in_channels, "fake": model_config.out_channels,
                     "target": model_config.out_channels}
         self._put_previews({role: np.zeros((c, crop, crop), np.float32) for role, c in channels.items()})
+        self._put_quality(np.ones((crop, crop), np.float32), np.zeros((crop, crop), np.float32))
 
     def _put_previews(self, images: dict) -> None:
         y0, x0, step = self._preview_origin
@@ -322,11 +325,21 @@ class TrainWidget(DockWidget):
             kw = {} if data.ndim == 3 else {"contrast_limits": (-1.0, 1.0), "colormap": "gray"}
             self.state.layers.put(PREVIEW_NAMES[role], data, translate=(y0, x0 + k * step), **kw)
 
+    def _put_quality(self, ssim: np.ndarray, error: np.ndarray) -> None:
+        """SSIM (1 = same structure) and absolute error beside the previews, updated in place."""
+        y0, x0, step = self._preview_origin
+        self.state.layers.put(QUALITY_NAMES["ssim"], ssim, translate=(y0, x0 + 3 * step), colormap="viridis",
+                              contrast_limits=(0.0, 1.0))
+        self.state.layers.put(QUALITY_NAMES["error"], error, translate=(y0, x0 + 4 * step), colormap="magma",
+                              contrast_limits=(0.0, 0.5))
+
     def _show_preview(self, event) -> None:
-        """Update the three preview layers in place and tell the followers (Discriminator)."""
+        """Update the preview and quality layers in place and tell the followers (Discriminator)."""
         if self._preview_origin is None:
             self._preview_origin = (0.0, 0.0, event.source.shape[-1] + 8)
         self._put_previews({"input": event.source, "fake": event.fake, "target": event.target})
+        if event.ssim is not None:
+            self._put_quality(event.ssim, event.error)
         self.state.last_preview = event
         self.state.preview.emit(event)
 

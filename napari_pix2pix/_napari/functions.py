@@ -152,6 +152,33 @@ def translate_layer(
     return data
 
 
+def quality_maps_layer(
+    image: napari.layers.Image,
+    target: napari.layers.Image,
+    model_path: Annotated[Path, {"filter": "*.safetensors"}] = Path(),
+    tile: Annotated[int, {"min": 0, "max": 8192, "step": 32}] = _DEFAULT_TILE.tile,
+    overlap: Annotated[int, {"min": 0, "max": 4096}] = _DEFAULT_TILE.overlap,
+    mode: Annotated[str, {"choices": list(TEST_MODE_CHOICES)}] = _DEFAULT_TILE.mode,
+) -> list[napari.types.LayerDataTuple]:
+    """The Quality view: SSIM map and absolute-error map of the model's translation of ``image``
+    against ``target`` (same size), as layers placed over ``image``."""
+    from ..evaluate import quality_maps
+
+    model = load_model(model_path, "auto")
+    maps = quality_maps(model, layer_array(image), layer_array(target),
+                        config=TileConfig(tile=int(tile), overlap=int(overlap), mode=mode),
+                        channel_axis=channel_axis(image))
+    place = {"scale": tuple(spatial(image.scale, maps["ssim_map"].ndim)),
+             "translate": tuple(spatial(image.translate, maps["ssim_map"].ndim)),
+             "metadata": {"pix2pix": {"model_file": str(model_path), "model_sha256": model.sha256,
+                                      "source_layer": image.name, "target_layer": target.name}}}
+    error = maps["abs_error"]
+    return [(maps["ssim_map"], {"name": f"{image.name} SSIM", "colormap": "viridis",
+                                "contrast_limits": (0.0, 1.0), **place}, "image"),
+            (error, {"name": f"{image.name} |error|", "colormap": "magma",
+                     "contrast_limits": (0.0, max(float(error.max()), 1e-6)), **place}, "image")]
+
+
 def _record_workflow(image, data, model_path, tile, overlap, mode) -> None:
     """Record the step in napari-workflows' graph when that plugin is installed (else nothing)."""
     try:
