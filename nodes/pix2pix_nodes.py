@@ -74,6 +74,12 @@ def _on_device(model, device):
         model.to(before)
 
 
+def _model_side(arr, model, side: str, name: str, role: str):
+    """IMAGE data ``[B, H, W, C]`` (numpy, 0..1) -> the model's data layout and units for side
+    ``'a'`` or ``'b'`` (channel conversion, then the value mapping of that side)."""
+    return cv.image_to_data(cv.to_channels(arr, cv.data_channels(model, side), name, role), model, side)
+
+
 def _image_model(model) -> None:
     from napari_pix2pix.model import Pix2PixModel
 
@@ -433,9 +439,7 @@ class Pix2PixTranslate:
         from napari_pix2pix.inference import translate
 
         _image_model(model)
-        arr = cv.image_to_numpy(image, "image")
-        x = cv.to_channels(arr, cv.data_channels(model, "a"), "the image", "the model")
-        x = cv.image_to_data(x, model, "a")
+        x = _model_side(cv.image_to_numpy(image, "image"), model, "a", "the image", "the model")
         config = TileConfig(tile=int(tile), overlap=min(int(overlap), max(int(tile) // 2 - 1, 0)), mode=mode,
                             batch_size=int(tile_batch), precision=precision,
                             seed=None if seed is None or int(seed) < 0 else int(seed))
@@ -489,7 +493,7 @@ class Pix2PixDiscriminatorMap:
         if colormap not in cv.COLORMAPS:
             raise InputError(f"colormap={colormap!r} is not one of {', '.join(cv.COLORMAPS)}.", "choose one of them.")
         src = cv.image_to_numpy(image, "image")
-        x = cv.image_to_data(cv.to_channels(src, cv.data_channels(model, "a"), "the image", "the model"), model, "a")
+        x = _model_side(src, model, "a", "the image", "the model")
         y = None
         if candidate is not None:
             cand = cv.image_to_numpy(candidate, "candidate")
@@ -499,8 +503,7 @@ class Pix2PixDiscriminatorMap:
             if cand.shape[1:3] != src.shape[1:3]:
                 raise InputError(f"the candidate is {cand.shape[2]}x{cand.shape[1]} but the input is "
                                  f"{src.shape[2]}x{src.shape[1]} pixels.", "feed a candidate of the input's size.")
-            y = cv.image_to_data(cv.to_channels(cand, cv.data_channels(model, "b"), "the candidate",
-                                                "the model's output"), model, "b")
+            y = _model_side(cand, model, "b", "the candidate", "the model's output")
         bar = rt.progress_bar(len(x))
         maps = []
         with _on_device(model, rt.torch_device(device)):
