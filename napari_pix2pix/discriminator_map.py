@@ -32,6 +32,14 @@ class DiscriminatorMap:
     image_shape: tuple[int, int]
     global_pool: bool = False
 
+    @classmethod
+    def from_geometry(cls, logits, geo, image_shape: tuple[int, int]) -> "DiscriminatorMap":
+        """Place ``logits`` ``[h, w]`` with :class:`~napari_pix2pix.models.receptive.Geometry`
+        ``geo``: cell (0, 0) over the centre of its receptive field, one cell per ``geo.jump`` pixels."""
+        centre = geo.cell_centre(0, 0)
+        return cls(np.asarray(logits, np.float32), (float(geo.jump), float(geo.jump)), centre, geo.rf, geo.jump,
+                   geo.start, (int(image_shape[0]), int(image_shape[1])), geo.global_pool)
+
     @property
     def probability(self) -> np.ndarray:
         """Realness in 0..1 (sigmoid of the logits), ``[h, w]``."""
@@ -107,9 +115,7 @@ def discriminator_maps(model, source, target=None, *, channel_axis_source: int |
         with torch.no_grad():
             model.discriminator.eval()
             logits = model.discriminator(pair)[0, 0].float().cpu().numpy()
-        centre = geo.start + (geo.rf - 1) / 2
-        return DiscriminatorMap(logits, (float(geo.jump), float(geo.jump)), (centre, centre), geo.rf, geo.jump,
-                                geo.start, (int(h), int(w)), geo.global_pool)
+        return DiscriminatorMap.from_geometry(logits, geo, (h, w))
 
     real = None
     if target is not None:

@@ -31,13 +31,16 @@ def nuclei_3d() -> tuple[np.ndarray, np.ndarray]:
     return _read("nuclei-3d", "nuclei.tif"), _read("nuclei-3d", "nuclei_label.tif")
 
 
-def edges_photo(size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(Canny edges uint8 ``[size, size]`` 0/255, photo uint8 ``[size, size, 3]``) from
-    ``skimage.data.astronaut()`` (bundled with scikit-image; nothing is downloaded)."""
+def edges_photo(size: int | None = None, sigma: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """(Canny edges uint8 ``[H, W]`` 0/255, photo uint8 ``[H, W, 3]``) from
+    ``skimage.data.astronaut()`` (512x512, bundled with scikit-image; nothing is downloaded),
+    resized to ``size x size`` when given."""
     try:
         from skimage import color, data, feature, transform
     except ImportError as exc:  # pragma: no cover - scikit-image comes with napari
-        raise InputError("the edges->photo sample needs scikit-image.", "pip install scikit-image") from exc
-    photo = transform.resize(data.astronaut(), (size, size), anti_aliasing=True)
-    edges = feature.canny(color.rgb2gray(photo), sigma=1.5)
-    return (edges * 255).astype(np.uint8), (photo * 255 + 0.5).astype(np.uint8)
+        raise InputError("the edges -> photo sample needs scikit-image.", "pip install scikit-image") from exc
+    photo = data.astronaut()
+    if size is not None:
+        photo = (transform.resize(photo, (size, size), anti_aliasing=True) * 255 + 0.5).astype(np.uint8)
+    edges = feature.canny(color.rgb2gray(photo), sigma=sigma)
+    return edges.astype(np.uint8) * 255, photo

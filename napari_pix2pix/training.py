@@ -611,8 +611,3 @@ class Trainer:
                 callback(event)
             last = event
         return last
-
-
-def default_log_line(event: StepEvent) -> str:
-    parts = [f"{k} {v:.3f}" for k, v in event.losses.items()]
-    return f"step {event.step}/{event.total} " + " ".join(parts) + f" lr {event.lr:.2e}"

@@ -52,10 +52,6 @@ def folder_paths():
     return _module("folder_paths")
 
 
-def in_comfyui() -> bool:
-    return model_management() is not None
-
-
 # ------------------------------------------------------------------------------ progress
 class NullProgress:
     """Stand-in for ``comfy.utils.ProgressBar`` outside ComfyUI."""

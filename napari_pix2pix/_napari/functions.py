@@ -275,15 +275,9 @@ def preview_maps(event, geometry):
     """DiscriminatorMaps ``(real, fake)`` of a training PreviewEvent, placed like the engine's."""
     from ..discriminator_map import DiscriminatorMap
 
-    h, w = event.source.shape[-2:]
-    centre = geometry.start + (geometry.rf - 1) / 2
-
-    def one(logits):
-        return DiscriminatorMap(np.asarray(logits, np.float32), (float(geometry.jump), float(geometry.jump)),
-                                (centre, centre), geometry.rf, geometry.jump, geometry.start, (int(h), int(w)),
-                                geometry.global_pool)
-
-    return one(event.d_real), one(event.d_fake)
+    shape = event.source.shape[-2:]
+    return (DiscriminatorMap.from_geometry(event.d_real, geometry, shape),
+            DiscriminatorMap.from_geometry(event.d_fake, geometry, shape))
 
 
 def discriminator_map_layer(
