@@ -188,12 +188,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def run_generator(generator, x, *, tile: int = 0, overlap: int = 0, batch_size: int = 4,
                   size_multiple: int = 1, device=None, precision: str = "fp32",
                   progress: Callable[[int, int], None] | None = None,
-                  cancel: Callable[[], bool] | None = None):
+                  cancel: Callable[[], bool] | None = None,
+                  on_batch: Callable[[list], None] | None = None):
     """Generator output for ``x`` ``[N, C, H, W]`` (float tensor in [-1, 1], on the CPU) with
     padding and optional tiling; returns ``[N, C_out, H, W]`` float32 on the CPU.
 
     The caller chooses the mode (see :func:`test_time_mode`). ``tile=0`` or a tile covering the
-    whole image runs each slice at once.
+    whole image runs each slice at once. ``on_batch``: called with the boxes ``(slice, row, col)``
+    of each tile batch just before the generator runs on it (the uncertainty module seeds each
+    tile's dropout from its position there).
     """
     import torch
 
@@ -224,6 +227,8 @@ def run_generator(generator, x, *, tile: int = 0, overlap: int = 0, batch_size: 
         # each tile is cut from the image (padded only where the image is smaller than the tile)
         crops = [_pad(x[i:i + 1, :, y:y + th, xx:xx + tw], th, tw) for i, y, xx in group]
         batch = torch.cat(crops).to(device)
+        if on_batch is not None:
+            on_batch(group)
         with amp:
             y_b = generator(batch)
         y_b = y_b.float().cpu()
@@ -254,6 +259,11 @@ def translate(model, image, *, config: TileConfig | None = None, channel_axis: i
     An out-of-memory error is retried with halved tiles before failing with advice.
     """
     config = config or TileConfig()
+    from .tasks import task_of, translate_colorize
+
+    if task_of(model) == "colorize":  # L -> ab: the output is RGB
+        return translate_colorize(model, image, config=config, channel_axis=channel_axis,
+                                  output_dtype=output_dtype, progress=progress, cancel=cancel)
     image = check_array(image)
     norm_a, norm_b = model.normalizations(image.dtype)
     x, stack = to_model_layout(image, norm_a.channels, channel_axis)  # data channels (one-hot labels: 1)

@@ -463,6 +463,7 @@ class Trainer:
                 data[f"norm_{side}"] = norm.to_dict()
             data[f"{side}_is_labels"] = bool(getattr(self.dataset, f"{side}_is_labels", False))
         data["source"] = getattr(self.dataset, "source", {}) or {}
+        data["task"] = data["source"].get("task", "translate")  # see napari_pix2pix.tasks
         return Checkpoint(model=self.model_config, step=self.step, training=self.config, data=data,
                           generator=plain(self.generator), discriminator=plain(self.discriminator),
                           optimizer_g=cpu_state(self.opt_g), optimizer_d=cpu_state(self.opt_d),
