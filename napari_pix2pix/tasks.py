@@ -180,8 +180,9 @@ def from_unit_rgb(rgb01: np.ndarray, dtype) -> np.ndarray:
 class Encoded:
     """An input ready for the generator, and the way back.
 
-    ``x``: ``[N, C_in, H, W]`` float32 (CPU) in model units. ``decode(y, dtype)``: model output
-    ``[N, C_out, H, W]`` (numpy) -> image in the caller's layout and ``dtype``. ``dtypes``:
+    ``x``: ``[N, C_in, H, W]`` float32 (CPU) in model units. ``decode(y, dtype, raw=False)``: model
+    output ``[N, C_out, H, W]`` (numpy) -> image in the caller's layout and ``dtype`` (``raw``:
+    float64 in that dtype's units, unrounded, for averaging). ``dtypes``:
     output dtype for ``'input'`` and ``'target'``."""
 
     x: object
@@ -204,12 +205,16 @@ def encode(model, image, channel_axis: int | None = None) -> Encoded:
             l_norm = torch.cat([rgb_to_model(torch.from_numpy(rgb[i:i + 8]).to(model.device))[0].cpu()
                                 for i in range(0, len(rgb), 8)])
 
-        def decode(y, dtype):
+        def decode(y, dtype, raw=False):
             with torch.no_grad():
                 yt = torch.as_tensor(np.asarray(y, np.float32))
                 out = torch.cat([model_to_rgb(l_norm[i:i + 8].to(model.device),
                                               yt[i:i + 8].to(model.device)).cpu()
                                  for i in range(0, len(yt), 8)]).numpy()
+            dtype = np.dtype(dtype)
+            if raw:  # float64 in the units of dtype, not rounded
+                top = float(np.iinfo(dtype).max) if dtype.kind in "iu" else 1.0
+                return from_model_layout(out.astype(np.float64) * top, stack, squeeze_channels=False)
             return from_model_layout(from_unit_rgb(out, dtype), stack, squeeze_channels=False)
 
         return Encoded(l_norm, stack, decode, {"input": source_dtype, "target": target_dtype})
@@ -222,7 +227,9 @@ def encode(model, image, channel_axis: int | None = None) -> Encoded:
         raise InputError(f"after normalisation the image has {xt.shape[1]} channels but the model expects "
                          f"{model.config.in_channels}.", "choose a matching model or image.")
 
-    def decode(y, dtype):
+    def decode(y, dtype, raw=False):
+        if raw:  # float64 in data units, not rounded (labels: ids)
+            return from_model_layout(norm_b.inverse(np.asarray(y), dtype=np.float64), stack)
         return from_model_layout(norm_b.inverse(np.asarray(y), dtype=dtype), stack)
 
     return Encoded(xt, stack, decode, {"input": image.dtype, "target": np.dtype(norm_b.dtype)})
