@@ -17,6 +17,7 @@ from .config import (BEST_METRIC_DIRECTIONS, DEVICE_CHOICES, DIRECTION_CHOICES, 
                      PRECISION_CHOICES, TEST_MODE_CHOICES, DataConfig, ModelConfig, NormConfig, TileConfig,
                      TrainConfig)
 from .errors import Pix2PixError
+from .schema import get_option
 
 _DEFAULT_MODEL = ModelConfig()
 _DEFAULT_TRAIN = TrainConfig()
@@ -26,7 +27,10 @@ _DEFAULT_TILE = TileConfig()
 # ------------------------------------------------------------------------------- options
 def _add_source_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("paired source (one of: --source/--target, --ab-folder, --source with channels)")
-    g.add_argument("--source", help="A: an image file (2-D or a stack) or a folder")
+    task = get_option(DataConfig, "task")  # issue 18: --task (schema field DataConfig.task)
+    g.add_argument("--task", choices=task.choices, default=task.default, help=task.help)
+    g.add_argument("--source", help="A: an image file (2-D or a stack) or a folder; with --task colorize: "
+                   "an RGB image file or a folder of them (no --target)")
     g.add_argument("--target", help="B: an image file or a folder matched to --source by file name")
     g.add_argument("--ab-folder", help="a folder of side-by-side AB images")
     g.add_argument("--direction", choices=DIRECTION_CHOICES, default="AtoB", help="for --ab-folder")
@@ -57,7 +61,7 @@ def _data_config(args) -> DataConfig:
                       channels_a=tuple(args.channels_a) if args.channels_a else None,
                       channels_b=tuple(args.channels_b) if args.channels_b else None,
                       direction=args.direction, validation_fraction=args.validation,
-                      foreground_bias=args.foreground_bias)
+                      foreground_bias=args.foreground_bias, task=args.task)
 
 
 def _usage(parser: argparse.ArgumentParser, message: str):
@@ -69,6 +73,13 @@ def load_dataset(args, parser):
     from .data import sources
 
     config = _data_config(args)
+    if config.task == "colorize":
+        if args.target or args.ab_folder or not args.source:
+            _usage(parser, "--task colorize takes --source RGB_FILE_OR_FOLDER only (no --target, no --ab-folder)")
+        from .devices import resolve_device
+        from .tasks import colorize_from_paths
+
+        return colorize_from_paths(args.source, config, device=resolve_device(getattr(args, "device", "cpu")))
     if args.ab_folder:
         if args.source or args.target:
             _usage(parser, "use either --ab-folder or --source/--target, not both")
@@ -181,17 +192,27 @@ def cmd_translate(args, parser) -> int:
     from .model import Pix2PixModel
 
     config = TileConfig(tile=args.tile, overlap=args.overlap, mode=args.mode, batch_size=args.tile_batch,
-                        device=args.device, precision=args.precision, seed=args.seed)
+                        device=args.device, precision=args.precision, seed=args.seed, samples=args.samples)
     model = Pix2PixModel.load(args.model, device=config.device)
     src, dst = Path(args.input), Path(args.output)
     files = _inputs(src)
     if src.is_dir():
         dst.mkdir(parents=True, exist_ok=True)
+    maps = args.samples > 1 or args.uncertainty or args.realism  # issue 18: napari_pix2pix.uncertainty
+    if args.uncertainty and args.samples < 2:
+        _usage(parser, "--uncertainty needs --samples N with N >= 2 (e.g. --samples 8)")
     for f in files:
         image = read_image(f)
+        target = dst / (f.stem + (args.suffix or f.suffix)) if src.is_dir() else dst
+        if maps:
+            from .uncertainty import write_maps
+
+            out = write_maps(model, image, target, config=config, samples=args.samples,
+                             uncertainty=args.uncertainty, realism=args.realism, folder=src.is_dir(),
+                             output_dtype=args.output_dtype, channel_axis=args.channel_axis, quiet=args.quiet)
+            continue
         out = translate(model, image, config=config, output_dtype=args.output_dtype,
                         channel_axis=args.channel_axis)
-        target = dst / (f.stem + (args.suffix or f.suffix)) if src.is_dir() else dst
         write_image(target, out)
         if not args.quiet:
             print(f"{f} -> {target} {out.shape} {out.dtype}")
@@ -205,7 +226,7 @@ def cmd_info(args, parser) -> int:
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
-        rows = ["generator", "in_channels", "out_channels", "ngf", "norm", "dropout", "parameters",
+        rows = ["task", "generator", "in_channels", "out_channels", "ngf", "norm", "dropout", "parameters",
                 "discriminator", "discriminator_layers", "discriminator_parameters", "receptive_field", "steps",
                 "trained_on", "metrics", "library_version", "sha256"]
         for key in rows:
@@ -320,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dtype", default="input", help="input (default), target, or a dtype such as float32")
     p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the input (default: detect)")
     p.add_argument("--suffix", help="output file extension for folders (default: the input's)")
+    samples = get_option(TileConfig, "samples")  # issue 18: schema field TileConfig.samples
+    p.add_argument("--samples", type=int, default=samples.default, help=samples.help)
+    p.add_argument("--uncertainty", metavar="STD_FILE", help="write the per-pixel standard deviation of the "
+                   "samples here (float32 tif, same shape as the output; a folder when --input is a folder)")
+    p.add_argument("--realism", metavar="MAP_FILE", help="write the discriminator's realism map (probability "
+                   "real, float32 [Y, X], aligned to the output; a folder when --input is a folder)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_translate)
 

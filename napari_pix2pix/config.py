@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .schema import option
 
 GENERATOR_CHOICES = ("unet_256", "unet_128", "unet_64", "unet_32", "resnet_9blocks", "resnet_6blocks")
 DISCRIMINATOR_CHOICES = ("patch", "pixel", "image")
@@ -26,6 +27,7 @@ NAN_POLICY_CHOICES = ("stop", "skip")
 NORM_MODE_CHOICES = ("percentile", "fixed", "none", "labels")
 LABEL_ENCODING_CHOICES = ("binary", "onehot", "scaled")
 DIRECTION_CHOICES = ("AtoB", "BtoA")
+TASK_CHOICES = ("translate", "colorize")  # see napari_pix2pix.tasks
 # validation metric -> +1 when higher is better, -1 when lower is better
 BEST_METRIC_DIRECTIONS = {"PSNR": 1, "SSIM": 1, "L1": -1, "Dice": 1, "IoU": 1}
 
@@ -188,9 +190,13 @@ class DataConfig(_Serialisable):
     direction: str = "AtoB"
     validation_fraction: float = 0.0
     foreground_bias: float = 0.0
+    task: str = option("translate", choices=TASK_CHOICES, level="basic",
+                       help="what a pair means: translate (A -> B) or colorize (L -> ab from any RGB "
+                            "images; no target needed, the output is RGB)")
 
     def __post_init__(self):
         _check_choice("direction", self.direction, DIRECTION_CHOICES)
+        _check_choice("task", self.task, TASK_CHOICES)
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError(f"validation_fraction={self.validation_fraction} is outside [0, 1).",
                               "pass a fraction such as 0.1, or 0 for no validation split.")
@@ -288,9 +294,18 @@ class TileConfig(_Serialisable):
     device: str = "auto"
     precision: str = "fp32"
     seed: int | None = None
+    samples: int = option(1, range=(1, 1024), level="advanced",
+                          help="stochastic passes (dropout on, batch-norm running statistics) averaged into "
+                               "the output; above 1 also gives a per-pixel standard deviation (uncertainty)")
+    realism: bool = option(False, level="advanced", faces=("napari", "nodes"),
+                           help="also compute the discriminator's realism map (probability real), aligned "
+                                "to the output")
 
     def __post_init__(self):
         _check_choice("mode", self.mode, TEST_MODE_CHOICES)
+        if not isinstance(self.samples, int) or isinstance(self.samples, bool) or self.samples < 1:
+            raise ConfigError(f"samples={self.samples!r} must be a positive integer.",
+                              "pass 1 (plain inference) or more, e.g. 8.")
         _check_choice("device", self.device, DEVICE_CHOICES)
         _check_choice("precision", self.precision, PRECISION_CHOICES)
         _check_positive("tile", self.tile, allow_zero=True)

@@ -27,9 +27,10 @@ from typing import Callable
 
 import numpy as np
 
+from .config import TASK_CHOICES
 from .errors import DatasetError, InputError
 
-TASKS = ("translate", "colorize")
+TASKS = TASK_CHOICES
 L_SCALE = 50.0  # L / 50 - 1: L 0..100 -> [-1, 1]
 AB_SCALE = 110.0  # ab / 110
 _GAMUT_STEPS = 12  # bisection steps of the per-pixel chroma reduction (2**-12 of the chroma)

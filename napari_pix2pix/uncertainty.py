@@ -208,3 +208,35 @@ def realism_map(model, x, y, stack: tuple = ()) -> np.ndarray:
     finally:
         model.discriminator.train(was_training)
     return np.stack(maps).reshape(tuple(stack) + (int(h), int(w))).astype(np.float32)
+
+
+def write_maps(model, image, target, *, config: TileConfig, samples: int, uncertainty=None, realism=None,
+               folder: bool = False, output_dtype: str = "input", channel_axis: int | None = None,
+               quiet: bool = False) -> np.ndarray:
+    """The CLI's ``translate --samples N --uncertainty STD_FILE --realism MAP_FILE``: write the
+    mean to ``target`` and the maps next to it (into folders of those names when ``folder``).
+    Returns the output."""
+    from pathlib import Path
+
+    from .io import write_image
+
+    result = translate_samples(model, image, config=config, samples=samples, realism=bool(realism),
+                               channel_axis=channel_axis, output_dtype=output_dtype)
+    target = Path(target)
+    written = [write_image(target, result.output)]
+
+    def place(path) -> Path:
+        path = Path(path)
+        if folder:
+            path.mkdir(parents=True, exist_ok=True)
+            return path / (target.stem + ".tif")
+        return path
+
+    if uncertainty and result.uncertainty is not None:
+        written.append(write_image(place(uncertainty), result.uncertainty))
+    if realism:
+        written.append(write_image(place(realism), result.realism))
+    if not quiet:
+        print(" ".join(f"-> {p}" for p in written) + f" {result.output.shape} {result.output.dtype}"
+              + (f", {samples} samples" if samples > 1 else ""))
+    return result.output
