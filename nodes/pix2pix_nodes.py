@@ -31,6 +31,7 @@ from napari_pix2pix.config import (
 )
 from napari_pix2pix.errors import Cancelled, DatasetError, InputError, Pix2PixError
 
+from . import _colorize as col
 from . import _convert as cv
 from . import _runtime as rt
 
@@ -188,11 +189,16 @@ class Pix2PixPairImages:
             "optional": {
                 "images_b": ("IMAGE", {"tooltip": "Targets (B), same count and size as A."}),
                 "mask_b": ("MASK", {"tooltip": "A 1-channel target (e.g. a segmentation) instead of images_b."}),
+                "task": col.task_input(),  # issue 18
             },
         }
 
-    def pair(self, images_a, channels_a="auto", channels_b="auto", images_b=None, mask_b=None):
+    def pair(self, images_a, channels_a="auto", channels_b="auto", images_b=None, mask_b=None, task="translate"):
         from napari_pix2pix.data.sources import from_arrays
+
+        if task == "colorize":  # L -> ab pairs from colour frames; no target
+            dataset = col.colorize_pairs(images_a)
+            return (dataset, _describe(dataset))
 
         a = _pick_channels(cv.image_to_numpy(images_a, "images_a"), channels_a, "images_a")
         if images_b is None and mask_b is None:
@@ -411,8 +417,8 @@ class Pix2PixTranslate:
     DESCRIPTION = ("Translate an IMAGE batch of any size with a Pix2Pix model, in overlapping tiles. A 1-channel "
                    "model gets the image's luminance; a 1-channel result comes out as gray RGB (and as MASK).")
     CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", "MASK")
-    RETURN_NAMES = ("image", "mask")
+    RETURN_TYPES = ("IMAGE", "MASK", "MASK", "MASK")
+    RETURN_NAMES = ("image", "mask", "uncertainty", "realism")
     FUNCTION = "translate"
 
     @classmethod
@@ -430,19 +436,18 @@ class Pix2PixTranslate:
                 "tile_batch": _int(_TILE.batch_size, 1, 256, "Tiles per forward pass."),
                 "device": _device_input(),
                 "precision": _combo(PRECISION_CHOICES, _TILE.precision, "Autocast precision."),
-                "seed": _int(-1, -1, MAX_INT, "Seed for mode train; -1: unseeded."),
+                "seed": _int(-1, -1, MAX_INT, "Seed for mode train and for samples; -1: unseeded (samples: 0)."),
+                **col.map_inputs(),  # issue 18: samples -> uncertainty output, realism -> realism output
             },
         }
 
     def translate(self, model, image, tile=_TILE.tile, overlap=_TILE.overlap, mode=_TILE.mode,
-                  tile_batch=_TILE.batch_size, device="auto", precision=_TILE.precision, seed=-1):
-        from napari_pix2pix.inference import translate
-
+                  tile_batch=_TILE.batch_size, device="auto", precision=_TILE.precision, seed=-1,
+                  samples=_TILE.samples, realism=_TILE.realism):
         _image_model(model)
-        x = _model_side(cv.image_to_numpy(image, "image"), model, "a", "the image", "the model")
         config = TileConfig(tile=int(tile), overlap=min(int(overlap), max(int(tile) // 2 - 1, 0)), mode=mode,
                             batch_size=int(tile_batch), precision=precision,
-                            seed=None if seed is None or int(seed) < 0 else int(seed))
+                            seed=None if seed is None or int(seed) < 0 else int(seed), samples=int(samples))
         bar = rt.progress_bar(1)
 
         def progress(done, total):
@@ -450,15 +455,12 @@ class Pix2PixTranslate:
 
         try:
             with _on_device(model, rt.torch_device(device)):
-                y = translate(model, x, config=config, channel_axis=-1, output_dtype="float32",
-                              progress=progress, cancel=rt.processing_interrupted)
+                outputs = col.translate_outputs(model, image, config, realism=bool(realism), progress=progress,
+                                                cancel=rt.processing_interrupted)
         except Cancelled:
             rt.throw_if_interrupted()
             raise
-        if y.ndim == 3:  # one output channel comes back without a channel axis
-            y = y[..., None]
-        y = cv.data_to_image(y, model, "b")
-        return (cv.to_tensor(cv.to_image(y)), cv.to_tensor(cv.to_mask(np.clip(y, 0, 1))))
+        return tuple(cv.to_tensor(o) for o in outputs)
 
 
 # ===================================================================== discriminator map
