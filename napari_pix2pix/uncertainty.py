@@ -6,7 +6,10 @@ nothing about the model changes). The output is the per-pixel mean of the passes
 their per-pixel standard deviation (population, ``ddof=0``), both in the output's units (the std
 is float32, same shape as the output). Each tile's dropout masks come from a generator seeded by
 ``(seed, pass, slice, tile row, tile column)``, so a result does not depend on the tile batch
-size or order; tiles are blended with the usual ramps, so the maps have no seams.
+size or order; tiles are blended with the usual ramps, so the maps have no seams. Where tiles
+overlap, the blend of independent dropout draws has a smaller spread (by ``sqrt(sum w^2) / sum w``,
+see :func:`blend_spread`); the std is divided by that factor so that overlaps do not show as bands
+of low uncertainty.
 ``samples=1`` is ordinary inference (:func:`napari_pix2pix.inference.translate`).
 
 **Realism** (:func:`realism_map`): the conditional discriminator's verdict on (input, output)
@@ -103,10 +106,37 @@ class SampledTranslation:
     model_output: np.ndarray | None = None
 
 
+def blend_spread(shape: tuple[int, int], tile: int, overlap: int, size_multiple: int) -> np.ndarray:
+    """``sqrt(sum w^2) / sum w`` per pixel ``[H, W]`` for the tiles that
+    :func:`~napari_pix2pix.inference.run_generator` blends (same geometry). Where tiles overlap,
+    the blend of independent passes has a smaller spread than each tile by this factor; dividing
+    the std by it removes the bands of low uncertainty the overlaps would otherwise draw."""
+    from .inference import _round_up, ramp, tile_starts
+
+    h, w = shape
+    if tile == 0 or (h <= tile and w <= tile):
+        return np.ones((h, w), np.float64)
+    t = _round_up(tile, size_multiple)
+    th, tw = min(t, _round_up(h, size_multiple)), min(t, _round_up(w, size_multiple))
+    hp, wp = max(h, th), max(w, tw)
+    ys, xs = tile_starts(hp, th, overlap), tile_starts(wp, tw, overlap)
+    win = np.outer(ramp(th, overlap if len(ys) > 1 else 0), ramp(tw, overlap if len(xs) > 1 else 0)).astype(np.float64)
+    total, squares = np.zeros((hp, wp)), np.zeros((hp, wp))
+    for y in ys:
+        for x in xs:
+            total[y:y + th, x:x + tw] += win
+            squares[y:y + th, x:x + tw] += win**2
+    return (np.sqrt(squares) / total)[:h, :w]
+
+
+def _overlap(config: TileConfig) -> int:
+    return min(config.overlap, max(config.tile // 2 - 1, 0))
+
+
 def _run(model, x, config: TileConfig, **kw):
     from .inference import run_generator
 
-    return run_generator(model.generator, x, tile=config.tile, overlap=min(config.overlap, max(config.tile // 2 - 1, 0)),
+    return run_generator(model.generator, x, tile=config.tile, overlap=_overlap(config),
                          batch_size=config.batch_size, size_multiple=model.config.size_multiple, device=model.device,
                          precision=config.precision, **kw)
 
@@ -160,7 +190,10 @@ def translate_samples(model, image, *, config: TileConfig | None = None, samples
             mean += delta / (k + 1)
             m2 += delta * (value - mean)
             y_sum += y
-        std = np.sqrt(m2 / samples).astype(np.float32)
+        spread = blend_spread(tuple(enc.x.shape[-2:]), config.tile, _overlap(config), model.config.size_multiple)
+        if spread.min() < 1:  # undo the overlaps' averaging of independent passes (no bands at seams)
+            spread = spread.reshape(spread.shape + (1,) * (m2.ndim - len(enc.stack) - 2))
+        std = (np.sqrt(m2 / samples) / spread).astype(np.float32)
         out = SampledTranslation(_cast(mean, dtype), std, None, (y_sum / samples).astype(np.float32))
     if realism:
         out.realism = realism_map(model, enc.x, out.model_output, enc.stack)
