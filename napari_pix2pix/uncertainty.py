@@ -191,8 +191,8 @@ def translate_samples(model, image, *, config: TileConfig | None = None, samples
             m2 += delta * (value - mean)
             y_sum += y
         spread = blend_spread(tuple(enc.x.shape[-2:]), config.tile, _overlap(config), model.config.size_multiple)
-        if spread.min() < 1:  # undo the overlaps' averaging of independent passes (no bands at seams)
-            spread = spread.reshape(spread.shape + (1,) * (m2.ndim - len(enc.stack) - 2))
+        # undo the overlaps' averaging of independent passes (no bands at seams); [H, W(, 1)]
+        spread = spread.reshape(spread.shape + (1,) * (m2.ndim - len(enc.stack) - 2))
         std = (np.sqrt(m2 / samples) / spread).astype(np.float32)
         out = SampledTranslation(_cast(mean, dtype), std, None, (y_sum / samples).astype(np.float32))
     if realism:
