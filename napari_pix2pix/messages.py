@@ -12,7 +12,8 @@ face        a setting reads as                       example
 ``nodes``   its node input name, in quotes           ``'tile'``
 ==========  =======================================  ======================
 
-and every message reads ``Problem. Fix: ...`` (a full stop before ``Fix:``). A multi-line
+Older engine texts that still name a setting by its CLI flag (``--tile 256``) are put in the
+napari and nodes faces' words too. Every message reads ``Problem. Fix: ...`` (a full stop before ``Fix:``). A multi-line
 problem (a pairing report) is folded into one line, shortened past 5 items.
 
 >>> from napari_pix2pix.errors import ConfigError
@@ -71,15 +72,33 @@ def setting_words(name: str, face: str) -> str:
 _MARKER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
 
 
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+@lru_cache(maxsize=1)
+def _flag_names() -> dict[str, str]:
+    """CLI flag -> schema name, for the older engine texts that still name a setting by its flag."""
+    out = {words["cli"]: name for name, words in EXTRA_WORDS.items()}
+    for name, opt in schema_options().items():
+        out.setdefault(opt.cli_flag(), name)
+    return out
+
+
 def in_words(text: str, face: str) -> str:
-    """``text`` with every `` `name` `` of a known setting in ``face``'s words."""
+    """``text`` with every `` `name` `` of a known setting in ``face``'s words (and, for the
+    napari and nodes faces, every CLI flag of a known setting too)."""
     known = schema_options()
 
     def repl(m):
         name = m.group(1)
         return setting_words(name, face) if (name in known or name in EXTRA_WORDS) else m.group(0)
 
-    return _MARKER.sub(repl, text or "")
+    text = _MARKER.sub(repl, text or "")
+    if face != "cli":
+        flags = _flag_names()
+        text = _FLAG.sub(lambda m: setting_words(flags[m.group(0)], face) if m.group(0) in flags else m.group(0),
+                         text)
+    return text
 
 
 def _sentence(text: str) -> str:
