@@ -136,14 +136,40 @@ def torch_device(choice: str = "auto"):
 
 
 def engine_device_name(device) -> str:
-    """The engine's device choice (TrainConfig.device) for a torch device: cuda, mps or cpu."""
-    from napari_pix2pix.config import DEVICE_CHOICES
+    """The engine's device setting (TrainConfig.device) for a torch device, index kept (``cuda:1``)
+    when the schema accepts it; otherwise its kind (cuda, mps or cpu)."""
+    from napari_pix2pix.config import TrainConfig
+    from napari_pix2pix.schema import accepts, get_option
 
-    kind = getattr(device, "type", str(device)).split(":")[0]
-    if kind not in DEVICE_CHOICES:
+    opt = get_option(TrainConfig, "device")
+    name = str(device)
+    if accepts(opt, name):
+        return name
+    kind = getattr(device, "type", name).split(":")[0]
+    if not accepts(opt, kind):
         log.warning("pix2pix: device %s is not supported for training; using the CPU.", device)
         return "cpu"
     return kind
+
+
+# ---------------------------------------------------------------------------- node text
+def show_text(node_id, text: str) -> bool:
+    """Show ``text`` on node ``node_id`` while it runs (ComfyUI's ``send_progress_text``, in
+    recent servers); False where that is not available (the text still goes to the log)."""
+    if not text:
+        return False
+    server = _module("server") if node_id is not None and _module("comfy") is not None else None
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    send = getattr(instance, "send_progress_text", None)
+    if send is None:
+        log.info("pix2pix: %s", text)
+        return False
+    try:
+        send(text, node_id)
+    except Exception:  # noqa: BLE001 - a display hook must never stop training
+        log.info("pix2pix: %s", text)
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------- model folder
