@@ -30,6 +30,7 @@ _NODE_PHRASES = {
         ("with the same name (any image extension)", "at the same batch index"),
         ("both files of a pair", "both frames of a pair"),
         ("unreadable files", "unreadable frames"),
+        ("unpaired files", "unpaired frames"),
         ("the files listed", "the frames listed"),
     ),
 }

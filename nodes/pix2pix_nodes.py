@@ -213,6 +213,8 @@ class Pix2PixPairFolders:
     DESCRIPTION = ("Pair two folders of images by file name (tif/png/jpg/npy). Inside ComfyUI the folders "
                    "are relative to (and must stay inside) ComfyUI's input folder. Mismatches fail with "
                    "a list naming each file.")
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((NormConfig, {"mode": "normalization_a"}), (NormConfig, {"mode": "normalization_b"}))
     CATEGORY = CATEGORY
     RETURN_TYPES = (DATASET, "STRING")
     RETURN_NAMES = ("dataset", "report")
@@ -358,6 +360,8 @@ class Pix2PixTrain:
                    "state and step; the total grows by 'steps'). A preset sets the inputs it names (shown in "
                    "the report with the estimated duration). Cancel stops within one step and keeps the model "
                    "trained so far in the autosave file, whose path the node shows.")
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((ModelConfig, {}), (TrainConfig, {}), (AugmentConfig, {}), (DataConfig, {}))
     CATEGORY = CATEGORY
     RETURN_TYPES = (MODEL, "IMAGE", "STRING")
     RETURN_NAMES = ("model", "loss_curve", "report")
@@ -529,6 +533,8 @@ class Pix2PixTrain:
 class Pix2PixTranslate:
     DESCRIPTION = ("Translate an IMAGE batch of any size with a Pix2Pix model, in overlapping tiles. A 1-channel "
                    "model gets the image's luminance; a 1-channel result comes out as gray RGB (and as MASK).")
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((TileConfig, TRANSLATE_RENAME),)
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("image", "mask")
@@ -572,6 +578,8 @@ class Pix2PixTranslate:
 class Pix2PixDiscriminatorMap:
     DESCRIPTION = ("The PatchGAN's verdict on (input, candidate) as a heatmap aligned to the input: bright = "
                    "judged real. Candidate: a target or a generated image; empty = the model's own translation.")
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((TileConfig, {}),)
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("heatmap", "realness")
