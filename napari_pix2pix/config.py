@@ -49,7 +49,8 @@ def _check_int(obj, *names: str) -> None:
     for name in names:
         v = getattr(obj, name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            raise ConfigError(f"{name}={v!r} is not a whole number.", f"pass {name} as an integer.")
+            raise ConfigError(f"`{name}`={v!r} is not a whole number.", f"pass `{name}` as an integer.",
+                              setting=name)
 
 
 class _Serialisable:
@@ -85,8 +86,8 @@ def unet_depth(generator: str) -> int | None:
     n = int(m.group(1))
     depth = n.bit_length() - 1
     if n < 8 or 2**depth != n:
-        raise ConfigError(f"generator {generator!r}: N in unet_N must be a power of two >= 8.",
-                          "use unet_256, unet_128, unet_64 or unet_32.")
+        raise ConfigError(f"`generator` {generator!r}: N in unet_N must be a power of two >= 8.",
+                          "use unet_256, unet_128, unet_64 or unet_32.", setting="generator")
     return depth
 
 
@@ -167,7 +168,7 @@ class NormConfig(_Serialisable):
     """
 
     mode: str = option("percentile", choices=NORM_MODE_CHOICES,
-                       help="normalisation: percentile (robust, the default), fixed (a data range), none "
+                       help="percentile (robust, the default), fixed (a data range), none "
                             "(float data already in [-1, 1] or [0, 1]) or labels (integer label images)")
     per_image: bool = option(False, level="advanced", help="percentiles per image instead of over the dataset")
     low: float = option(1.0, level="advanced",
@@ -181,11 +182,11 @@ class NormConfig(_Serialisable):
     def __post_init__(self):
         check(self)
         if self.mode in ("percentile", "fixed") and not self.low < self.high:
-            raise ConfigError(f"normalization low={self.low} is not below high={self.high}.",
-                              "pass low < high (e.g. percentiles 1 and 99.8).")
+            raise ConfigError(f"normalisation low={self.low} is not below high={self.high}.",
+                              "pass low < high (e.g. percentiles 1 and 99.8).", setting="low")
         if self.mode == "percentile" and not (0 <= self.low and self.high <= 100):
             raise ConfigError(f"percentiles {self.low}..{self.high} are outside 0..100.",
-                              "pass percentiles between 0 and 100, e.g. 1 and 99.8.")
+                              "pass percentiles between 0 and 100, e.g. 1 and 99.8.", setting="low")
 
 
 @dataclass
@@ -266,9 +267,9 @@ class TrainConfig(_Serialisable):
                             help="steps between loss reports (0: never)")
     preview_every: int = option(50, range=(0, 1_000_000), level="advanced", faces=("napari",), unit="steps",
                                 help="steps between previews (0: never)")
-    validate_every: int = option(0, range=(0, 1_000_000), level="advanced", unit="steps",
-                                 help="steps between validations (0: at the end only; needs a validation "
-                                      "fraction)")
+    validate_every: int = option(100, range=(0, 1_000_000), level="advanced", unit="steps",
+                                 help="steps between validations on the held-out split, and after the last "
+                                      "step (0: never; needs a validation fraction)")
     checkpoint_every: int = option(0, range=(0, 10_000_000), level="advanced", label="save every", unit="steps",
                                    help="steps between checkpoints (0: at the end only)")
     checkpoint_dir: str | None = option(None, level="advanced", faces=("cli", "napari"),
@@ -286,13 +287,13 @@ class TrainConfig(_Serialisable):
         _check_int(self, "steps", "decay_steps", "batch_size", "crop", "seed", "log_every", "preview_every",
                    "validate_every", "checkpoint_every")
         if self.lr <= 0:
-            raise ConfigError(f"lr={self.lr!r} must be > 0.", "pass a positive lr, e.g. 2e-4.")
+            raise ConfigError(f"`lr`={self.lr!r} must be > 0.", "pass a positive `lr`, e.g. 2e-4.", setting="lr")
         if self.lambda_l1 == 0 and self.lambda_gan == 0:
-            raise ConfigError("lambda_l1 and lambda_gan are both 0, so the generator has nothing to learn.",
-                              "keep lambda_l1 100 (the paper's) and/or lambda_gan 1.")
+            raise ConfigError("`lambda_l1` and `lambda_gan` are both 0, so the generator has nothing to learn.",
+                              "keep `lambda_l1` 100 (the paper's) and/or `lambda_gan` 1.", setting="lambda_l1")
         if self.decay_steps is not None and not 0 <= self.decay_steps <= self.steps:
-            raise ConfigError(f"decay_steps={self.decay_steps} is outside 0..steps ({self.steps}).",
-                              "pass decay_steps between 0 and steps.")
+            raise ConfigError(f"`decay_steps`={self.decay_steps} is outside 0..`steps` ({self.steps}).",
+                              "pass `decay_steps` between 0 and `steps`.", setting="decay_steps")
 
     @property
     def constant_steps(self) -> int:
@@ -340,8 +341,9 @@ class TileConfig(_Serialisable):
         check(self)
         _check_int(self, "tile", "overlap", "batch_size", "seed")
         if self.tile and self.overlap * 2 >= self.tile:
-            raise ConfigError(f"overlap={self.overlap} is too large for tile={self.tile}.",
-                              "use an overlap below half the tile size, e.g. tile 512 with overlap 64.")
+            raise ConfigError(f"`overlap`={self.overlap} is too large for `tile`={self.tile}.",
+                              "use an `overlap` below half the `tile` size, e.g. `tile` 512 with `overlap` 64.",
+                              setting="overlap")
 
 
 _SUBCONFIGS = {

@@ -115,8 +115,9 @@ def accepts(opt: Option, value: Any) -> bool:
 
 
 def check_value(opt: Option, value: Any, owner: str = "") -> None:
-    """Raise :class:`ConfigError` naming the setting by its schema name when ``value`` is outside
-    the option's choices, pattern or range, or is a non-finite float."""
+    """Raise :class:`ConfigError` naming the setting by its schema name (`` `name` ``, which
+    :func:`napari_pix2pix.messages.render` puts in each face's words; ``setting=name``) when
+    ``value`` is outside the option's choices, pattern or range, or is a non-finite float."""
     if value is None:
         return
     if not accepts(opt, value):
@@ -124,18 +125,18 @@ def check_value(opt: Option, value: Any, owner: str = "") -> None:
         if opt.pattern:
             hint = opt.pattern_hint or f"a value matching {opt.pattern}"
             shown = f"{shown} or {hint}" if shown else hint
-        raise ConfigError(f"{opt.name}={value!r} is not one of {shown}.", f"choose {opt.name} from: {shown}.",
+        raise ConfigError(f"`{opt.name}`={value!r} is not one of {shown}.", f"choose `{opt.name}` from: {shown}.",
                           setting=opt.name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{opt.name}={value!r} is not a finite number.", f"pass a finite {opt.name}.",
+        raise ConfigError(f"`{opt.name}`={value!r} is not a finite number.", f"pass a finite `{opt.name}`.",
                           setting=opt.name)
     if opt.range is not None:
         low, high = opt.range
         if (low is not None and value < low) or (high is not None and value > high):
             span = f"{'-inf' if low is None else low}..{'inf' if high is None else high}"
-            raise ConfigError(f"{opt.name}={value!r} is outside {span}.", f"pass {opt.name} within {span}.",
+            raise ConfigError(f"`{opt.name}`={value!r} is outside {span}.", f"pass `{opt.name}` within {span}.",
                               setting=opt.name)
 
 
