@@ -315,13 +315,38 @@ def resolve_preset(name: str, device) -> tuple[str | None, dict]:
     return name, dict(getattr(presets.PRESETS[name], "overrides", {}) or {})
 
 
+def _apply_preset(name: str, overrides: dict, kw: dict, *, auto: bool, device) -> str:
+    """Put the preset's values into the node's settings ``kw`` (groups model/train/augment/data)
+    where an input still holds the schema default: an input the user changed wins, as a flag
+    given on the CLI does. Returns the report line."""
+    set_, kept = [], []
+    homes = (("model", ModelConfig), ("train", TrainConfig), ("augment", AugmentConfig))
+    for key, value in overrides.items():
+        for group, cls in homes:
+            if key in kw[group] or key in {f.name for f in dataclasses.fields(cls)}:
+                break
+        else:
+            continue
+        if key not in kw[group]:  # a setting the nodes do not show (beta1, unet_skips)
+            kw[group][key] = value
+        elif kw[group][key] == sc.default(cls, key):
+            if value != kw[group][key]:
+                set_.append(f"{key} {value}")
+            kw[group][key] = value
+        elif kw[group][key] != value:
+            kept.append(f"{key} {kw[group][key]}")
+    line = f"preset {name}" + (f" (auto for {device.type})" if auto else "")
+    line += f": {', '.join(set_)}" if set_ else ": no change"
+    if kept:
+        line += f"; kept your {', '.join(kept)}"
+    return line + "."
+
+
 def _duration(seconds: float) -> str:
-    seconds = max(0.0, float(seconds))
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    presets = _presets()
+    if presets is not None and hasattr(presets, "format_duration"):
+        return presets.format_duration(seconds)
+    return f"{max(0.0, float(seconds)):.0f} s"
 
 
 def _crop_warning(dataset, crop: int) -> str | None:
@@ -415,15 +440,7 @@ class Pix2PixTrain:
         notes = []
         name, overrides = resolve_preset(preset, device)
         if name is not None:
-            changed = []
-            for key, value in overrides.items():
-                for group in kw.values():
-                    if key in group:
-                        if group[key] != value:
-                            changed.append(f"{key} {value}")
-                        group[key] = value
-            notes.append(f"preset {name}" + (f" (for {device.type})" if preset == PRESET_AUTO else "")
-                         + (f": {', '.join(changed)}" if changed else ": no change"))
+            notes.append(_apply_preset(name, overrides, kw, auto=preset == PRESET_AUTO, device=device))
         kw["train"]["device"] = rt.engine_device_name(device)
         autosave_path = rt.save_path(autosave, "overwrite") if str(autosave or "").strip() else None
         # ComfyUI runs nodes under torch.inference_mode(); training needs autograd. The caller's

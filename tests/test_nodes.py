@@ -841,3 +841,15 @@ def test_example_workflows_cover_translate_and_training():
     kinds = {p.name: {n["class_type"] for n in json.loads(p.read_text()).values()} for p in EXAMPLES.glob("*.json")}
     assert any({"LoadImage", "Pix2PixLoadModel", "Pix2PixTranslate", "SaveImage"} <= k for k in kinds.values())
     assert any({"Pix2PixPairImages", "Pix2PixTrain", "Pix2PixSaveModel"} <= k for k in kinds.values())
+
+
+def test_preset_fills_the_inputs_left_at_their_defaults(N, trained):
+    from napari_pix2pix.presets import PRESETS
+
+    spec = N["Pix2PixTrain"].INPUT_TYPES()["required"]["preset"]
+    assert spec[0][:2] == ["auto", "none"] and set(PRESETS) <= set(spec[0]) and spec[1]["default"] == "auto"
+    model, _, report = call(N["Pix2PixTrain"], dataset=trained.dataset, autosave="",
+                            **dict(TINY, steps=1, preset="quick-cpu"))
+    assert model.checkpoint.training.batch_size == PRESETS["quick-cpu"].overrides["batch_size"]
+    assert model.config.generator == "unet_32"  # changed by the user: kept
+    assert "preset quick-cpu: batch_size" in report and "kept your generator unet_32" in report
