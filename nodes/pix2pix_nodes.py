@@ -253,19 +253,19 @@ def _refreshed_checkpoint(model):
     return _cpu_copy(dataclasses.replace(ckpt, generator=gen, discriminator=disc))
 
 
-def _cpu_copy(value):
-    """Tensors (in dicts, lists, dataclasses) copied to the CPU: a trainer's checkpoint holds live
-    references to its device tensors."""
+def _cpu_copy(value, copy: bool = True):
+    """Tensors (in dicts, lists, dataclasses) on the CPU: copies, or (``copy=False``) moved only
+    where they are on another device (a finished trainer's CPU tensors need no second copy)."""
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
+        return value.detach().to("cpu", copy=copy)
     if isinstance(value, dict):
-        return {k: _cpu_copy(v) for k, v in value.items()}
+        return {k: _cpu_copy(v, copy) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_cpu_copy(v) for v in value)
+        return type(value)(_cpu_copy(v, copy) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type) and hasattr(value, "generator"):
-        return dataclasses.replace(value, **{f.name: _cpu_copy(getattr(value, f.name))
+        return dataclasses.replace(value, **{f.name: _cpu_copy(getattr(value, f.name), copy)
                                              for f in dataclasses.fields(value)
                                              if f.name in ("generator", "discriminator", "optimizer_g",
                                                            "optimizer_d", "rng", "history")})
@@ -363,15 +363,29 @@ def _crop_warning(dataset, crop: int) -> str | None:
             "multiple) to train on image content only.")
 
 
-def _save_model(result, path, save_optimizer: bool):
-    """Write ``result`` (a Pix2PixModel) to ``path``: weights, configs, step and history; the
-    optimizer state only with ``save_optimizer`` (it triples the file and the time to write it)."""
+def _save_model(ckpt, path, save_optimizer: bool):
+    """Write checkpoint ``ckpt`` to ``path``: weights, configs, step and history; the optimizer
+    state only with ``save_optimizer`` (it triples the file and the time to write it)."""
     from napari_pix2pix.checkpoint import save_checkpoint
 
-    ckpt = result.checkpoint
     if not save_optimizer:
         ckpt = dataclasses.replace(ckpt, optimizer_g=None, optimizer_d=None)
     return save_checkpoint(path, ckpt)
+
+
+class _LastInterrupted:
+    """``Pix2PixTrain.last_interrupted``: the model of the last cancelled run, built from its
+    checkpoint when first read (building the networks would add to the time a cancel takes)."""
+
+    def __get__(self, obj, owner):
+        ckpt = owner.__dict__.get("_interrupted_checkpoint")
+        if ckpt is None:
+            return None
+        if owner.__dict__.get("_interrupted_model") is None:
+            from napari_pix2pix.model import Pix2PixModel
+
+            owner._interrupted_model = Pix2PixModel.from_checkpoint(ckpt, device="cpu")
+        return owner._interrupted_model
 
 
 MODEL_FIELDS = None  # every ModelConfig option of the nodes face
@@ -393,7 +407,8 @@ class Pix2PixTrain:
     FUNCTION = "train"
 
     #: the model of the last cancelled run in this process (also written to the autosave file)
-    last_interrupted = None
+    last_interrupted = _LastInterrupted()
+    _interrupted_checkpoint = _interrupted_model = None
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -479,10 +494,10 @@ class Pix2PixTrain:
         times: list[float] = []
         began = time.perf_counter()
 
-        def checkpoint_model():
-            result = Pix2PixModel.from_checkpoint(_cpu_copy(trainer.checkpoint()), device="cpu")
-            result.checkpoint.history = list(trainer.history)
-            return result
+        def checkpoint():
+            ckpt = _cpu_copy(trainer.checkpoint(), copy=False)
+            ckpt.history = list(trainer.history)
+            return ckpt
 
         try:
             for event in trainer.events():
@@ -498,7 +513,7 @@ class Pix2PixTrain:
                         log.info("pix2pix: %s", line)
                     if every_save and autosave_path is not None and event.step % every_save == 0 \
                             and event.step < total:
-                        _save_model(checkpoint_model(), autosave_path, save_optimizer)
+                        _save_model(checkpoint(), autosave_path, save_optimizer)
                     try:
                         bar.update(1)  # inside ComfyUI this raises its interrupt exception on Cancel
                         rt.throw_if_interrupted()
@@ -515,20 +530,20 @@ class Pix2PixTrain:
             trainer.stop()
         except TrainingError as exc:
             failure = exc
-        result = checkpoint_model()
+        ckpt = checkpoint()
         if finished is not None:
-            result.checkpoint.history = list(finished.history)
+            ckpt.history = list(finished.history)
         step = trainer.step
         del trainer
         rt.soft_empty_cache()
         if failure is not None:
             if autosave_path is not None:
-                kept = _save_model(result, autosave_path, save_optimizer)
+                kept = _save_model(ckpt, autosave_path, save_optimizer)
                 failure.fix = f"{(failure.fix or '').rstrip()} The last good model was saved to {kept}."
             raise failure
-        if interrupt is not None:
-            kept = _save_model(result, autosave_path or rt.save_path("interrupted", "overwrite"), save_optimizer)
-            Pix2PixTrain.last_interrupted = result
+        if interrupt is not None:  # save first: the in-memory model is only a convenience
+            kept = _save_model(ckpt, autosave_path or rt.save_path("interrupted", "overwrite"), save_optimizer)
+            Pix2PixTrain._interrupted_checkpoint, Pix2PixTrain._interrupted_model = ckpt, None
             message = (f"training was cancelled at step {step}; the model trained so far was saved to {kept} "
                        "(load it with Load Pix2Pix Model to continue).")
             log.warning("pix2pix: %s", message)
@@ -538,11 +553,12 @@ class Pix2PixTrain:
                 raise comfy_exc
             raise Cancelled(message, "load the saved model and connect it to Train Pix2Pix to continue.")
         lines = [f"trained {steps} step(s) in {_duration(time.perf_counter() - began)} (model step {step})."]
+        result = Pix2PixModel.from_checkpoint(ckpt, device="cpu")
         if autosave_path is not None:
-            kept = _save_model(result, autosave_path, save_optimizer)
+            kept = _save_model(ckpt, autosave_path, save_optimizer)
             lines.append(f"saved to {kept}" + (" (with the optimizer state)." if save_optimizer else "."))
         report = "\n".join(notes + lines)
-        curve = cv.loss_curve(result.checkpoint.history)[None]
+        curve = cv.loss_curve(ckpt.history)[None]
         return {"ui": {"text": [report]}, "result": (result, cv.to_tensor(curve), report)}
 
 

@@ -146,11 +146,11 @@ def msg(N):
 def test_errors_read_in_node_words(msg):
     err = msg.render(ConfigError("device 'cuda' is not available on this machine (found: cpu)",
                                  "use --device auto or one of the devices found"))
-    assert "--" not in str(err) and "'device' = auto" in str(err)
+    assert "--" not in str(err) and "'device'" in str(err)
     assert re.fullmatch(r"[^\n]*\. Fix: [^\n]*\.", str(err))
     err = msg.render(ConfigError("x", "use smaller tiles (--tile 256), a smaller --tile-batch, or the CPU."),
                      "Pix2PixTranslate", {"batch_size": "tile_batch"})
-    assert "'tile' = 256" in str(err) and "'tile_batch'" in str(err)
+    assert "'tile'" in str(err) and "'tile_batch'" in str(err) and "--" not in str(err)
     err = msg.render(DatasetError("2 problem(s)", "give every A file a B file with the same name (any image "
                                   "extension), or remove the unpaired files."), "Pix2PixPairImages")
     assert "files" not in err.fix and "same name" not in err.fix and err.report is None
