@@ -167,3 +167,27 @@ def test_a_node_error_from_the_engine_is_rendered(N):
     with pytest.raises(Pix2PixError) as err:
         N["Pix2PixTranslate"]().translate(model=None, image=torch.zeros(1, 8, 8, 3))
     assert re.search(r"\. Fix: .*\.$", str(err.value))
+
+
+# ------------------------------------------------------------------------------- layouts
+def test_layout_moves_between_napari_model_and_comfyui():
+    import numpy as np
+    import torch
+
+    from napari_pix2pix import layout
+
+    image = np.arange(2 * 5 * 7 * 3, dtype=np.float32).reshape(2, 5, 7, 3)  # ComfyUI [B, H, W, C]
+    nchw = layout.comfy_to_model(image)
+    assert nchw.shape == (2, 3, 5, 7) and nchw[1, 2, 4, 6] == image[1, 4, 6, 2]
+    assert np.array_equal(layout.model_to_comfy(nchw), image)
+    t = torch.from_numpy(image)
+    assert torch.equal(layout.model_to_comfy(layout.comfy_to_model(t)), t)
+    stack = np.zeros((4, 6, 5, 7))  # napari [T, Z, Y, X] without channels
+    flat, lead = layout.napari_to_model(stack, channel_axis=None)
+    assert flat.shape == (24, 1, 5, 7) and lead == (4, 6)
+    assert layout.model_to_napari(flat, lead, squeeze_channels=True).shape == (4, 6, 5, 7)
+    chw = np.zeros((3, 5, 7))  # napari C, Y, X
+    flat, lead = layout.napari_to_model(chw, channel_axis=0)
+    assert flat.shape == (1, 3, 5, 7) and layout.model_to_napari(flat, lead, channel_axis=0).shape == (3, 5, 7)
+    mask = np.zeros((2, 5, 7))
+    assert layout.model_to_mask(layout.mask_to_model(mask)).shape == mask.shape
