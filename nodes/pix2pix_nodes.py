@@ -558,6 +558,7 @@ class Pix2PixTrain:
             kept = _save_model(ckpt, autosave_path, save_optimizer)
             lines.append(f"saved to {kept}" + (" (with the optimizer state)." if save_optimizer else "."))
         report = "\n".join(notes + lines)
+        rt.show_text(node_id, report)  # on the node itself (ui text shows where the frontend draws it)
         curve = cv.loss_curve(ckpt.history)[None]
         return {"ui": {"text": [report]}, "result": (result, cv.to_tensor(curve), report)}
 

@@ -746,7 +746,8 @@ def test_train_report_names_the_saved_file_and_warns_about_a_large_crop(N, train
     old = os.umask(0o022)
     try:
         out = getattr(N["Pix2PixTrain"](), "train")(**{**defaults(N["Pix2PixTrain"]), "dataset": trained.dataset,
-                                                       **dict(TINY, steps=2, crop=64), "autosave": "r/x"})
+                                                       **dict(TINY, steps=2, crop=64), "autosave": "r/x",
+                                                       "unique_id": "3"})
     finally:
         os.umask(old)
     report = out["result"][2]
@@ -755,6 +756,7 @@ def test_train_report_names_the_saved_file_and_warns_about_a_large_crop(N, train
     assert str(path) in report and "crop 64 is larger than the smallest training image (48x40 px)" in report
     assert "estimated duration" in report
     assert (path.stat().st_mode & 0o777) == 0o644  # the umask, not owner-only
+    assert ("3", report) in comfy.texts  # also drawn on the node
 
 
 def test_training_leaves_the_global_random_state_as_it_was(N, trained):
