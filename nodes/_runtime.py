@@ -19,7 +19,7 @@ import importlib
 import logging
 import os
 import sys
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 
 from napari_pix2pix.errors import ConfigError, DatasetError, InputError, ModelFileError
 from napari_pix2pix.paths import safe_join
