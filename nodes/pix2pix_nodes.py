@@ -366,7 +366,10 @@ def _crop_warning(dataset, crop: int) -> str | None:
 def _save_model(ckpt, path, save_optimizer: bool):
     """Write checkpoint ``ckpt`` to ``path``: weights, configs, step and history; the optimizer
     state only with ``save_optimizer`` (it triples the file and the time to write it)."""
-    from napari_pix2pix.checkpoint import save_checkpoint
+    try:  # the engine's guarded writer (refuses non-finite weights), where it has one
+        from napari_pix2pix.training.saving import save_finite as save_checkpoint
+    except ImportError:
+        from napari_pix2pix.checkpoint import save_checkpoint
 
     if not save_optimizer:
         ckpt = dataclasses.replace(ckpt, optimizer_g=None, optimizer_d=None)
@@ -494,8 +497,10 @@ class Pix2PixTrain:
         times: list[float] = []
         began = time.perf_counter()
 
-        def checkpoint():
-            ckpt = _cpu_copy(trainer.checkpoint(), copy=False)
+        def checkpoint(final: bool = False):
+            # the model the user gets (the best validated one where the engine selects it)
+            take = getattr(trainer, "model_checkpoint", None) if final else None
+            ckpt = _cpu_copy((take or trainer.checkpoint)(), copy=False)
             ckpt.history = list(trainer.history)
             return ckpt
 
@@ -530,7 +535,7 @@ class Pix2PixTrain:
             trainer.stop()
         except TrainingError as exc:
             failure = exc
-        ckpt = checkpoint()
+        ckpt = checkpoint(final=interrupt is None and failure is None)
         if finished is not None:
             ckpt.history = list(finished.history)
         step = trainer.step
