@@ -9,26 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_pix2pix.config import DataConfig, TileConfig
+from napari_pix2pix.config import TileConfig
 from napari_pix2pix.errors import DatasetError
-from napari_pix2pix.schema import get_option
 
 from . import _convert as cv
-
-
-def task_input():
-    """The ``task`` combo of the Pair Images node, from the schema (``DataConfig.task``)."""
-    opt = get_option(DataConfig, "task")
-    return (list(opt.choices), {"default": opt.default, "tooltip": opt.help + " (colorize: images_b is not used)"})
-
-
-def map_inputs() -> dict:
-    """Optional ``samples`` and ``realism`` inputs of the Translate node, from the schema."""
-    samples, realism = get_option(TileConfig, "samples"), get_option(TileConfig, "realism")
-    low, high = samples.range
-    return {"samples": ("INT", {"default": int(samples.default), "min": int(low), "max": int(high),
-                                "tooltip": samples.help}),
-            "realism": ("BOOLEAN", {"default": bool(realism.default), "tooltip": realism.help})}
 
 
 def colorize_pairs(images_a, names=None):

@@ -162,6 +162,8 @@ class Pix2PixPairImages:
     DESCRIPTION = ("Pair two IMAGE batches frame by frame (A[i] -> B[i]) into a training set. Values 0..1 "
                    "map to the model's [-1, 1] exactly. Mismatches fail with a list naming each frame.")
     CATEGORY = CATEGORY
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((DataConfig, {}),)
     RETURN_TYPES = (DATASET, "STRING")
     RETURN_NAMES = ("dataset", "report")
     FUNCTION = "pair"
@@ -169,7 +171,7 @@ class Pix2PixPairImages:
     @classmethod
     def INPUT_TYPES(cls):
         tip = "auto: gray when R == G == B in every frame, else RGB."
-        return {
+        return sc.merge({
             "required": {
                 "images_a": ("IMAGE", {"tooltip": "Inputs (A)."}),
                 "channels_a": _combo(GRAY_CHOICES, "auto", tip),
@@ -178,9 +180,8 @@ class Pix2PixPairImages:
             "optional": {
                 "images_b": ("IMAGE", {"tooltip": "Targets (B), same count and size as A."}),
                 "mask_b": ("MASK", {"tooltip": "A 1-channel target (e.g. a segmentation) instead of images_b."}),
-                "task": col.task_input(),  # issue 18
             },
-        }
+        }, sc.inputs(DataConfig, ["task"], section="optional"))  # issue 18: colorize needs no images_b
 
     @node_errors("Pix2PixPairImages")
     def pair(self, images_a, channels_a="auto", channels_b="auto", images_b=None, mask_b=None, task="translate"):
