@@ -45,6 +45,9 @@ class Checkpoint:
     metrics: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    # with an EMA of G: ``generator`` holds the averaged weights (what inference uses) and
+    # ``generator_raw`` the trained ones (what a resume continues from)
+    generator_raw: dict = field(default_factory=dict)
 
 
 def _library_version() -> str:
@@ -82,7 +85,8 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
-    for prefix, state in (("generator", ckpt.generator), ("discriminator", ckpt.discriminator)):
+    for prefix, state in (("generator", ckpt.generator), ("discriminator", ckpt.discriminator),
+                          ("generator_raw", ckpt.generator_raw or {})):
         for key, value in state.items():
             tensors[f"{prefix}/{key}"] = value.detach().cpu().contiguous().clone()
     meta = {
@@ -219,7 +223,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Check
     ckpt = Checkpoint(
         model=model, step=step, training=training,
         data=_json(metadata, "data", path, {}) or {},
-        generator=part("generator"), discriminator=part("discriminator"),
+        generator=part("generator"), discriminator=part("discriminator"), generator_raw=part("generator_raw"),
         optimizer_g=_optimizer_state("optimizer_g", metadata.get("optimizer_g_groups"), tensors),
         optimizer_d=_optimizer_state("optimizer_d", metadata.get("optimizer_d_groups"), tensors),
         rng=part("rng"), metrics=_json(metadata, "metrics", path, {}) or {},

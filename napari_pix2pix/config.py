@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .schema import option
 
 GENERATOR_CHOICES = ("unet_256", "unet_128", "unet_64", "unet_32", "resnet_9blocks", "resnet_6blocks")
 DISCRIMINATOR_CHOICES = ("patch", "pixel", "image")
@@ -235,6 +236,17 @@ class TrainConfig(_Serialisable):
     nan_policy: str = "stop"
     sync_batchnorm: bool = False
     best_metric: str = "PSNR"
+    threads: int | str = option("auto", help="CPU threads for training: auto (chosen from the model size, the cores "
+                                "this process may use and whether a GUI needs one) or a number",
+                                pattern=r"auto|[1-9][0-9]*", level="advanced")
+    time_limit: float = option(0.0, help="stop after this many seconds of training (0: no limit), then validate "
+                               "and save", range=(0, None), level="basic", unit="s")
+    ema: bool = option(False, help="keep an exponential moving average of the generator's weights; it is "
+                       "validated and saved as the model", level="advanced")
+    ema_decay: float = option(0.999, help="decay of the generator's moving average (per step)",
+                              range=(0.0, 0.99999), level="advanced")
+    select_best: bool = option(False, help="save the best validated model (best_metric) as the output, not the "
+                               "last one", level="advanced")
 
     def __post_init__(self):
         _check_choice("gan_mode", self.gan_mode, GAN_MODE_CHOICES)
@@ -257,6 +269,12 @@ class TrainConfig(_Serialisable):
                               "pass decay_steps between 0 and steps.")
         for name in ("log_every", "preview_every", "validate_every", "checkpoint_every"):
             _check_positive(name, getattr(self, name), allow_zero=True)
+        self.threads = _check_threads(self.threads)
+        if not (isinstance(self.time_limit, (int, float)) and 0 <= self.time_limit < float("inf")):
+            raise ConfigError(f"time_limit={self.time_limit!r} must be a finite number of seconds >= 0.",
+                              "pass e.g. 60 (seconds), or 0 for no limit.")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay={self.ema_decay!r} is outside [0, 1).", "use e.g. 0.999.")
 
     @property
     def constant_steps(self) -> int:
@@ -288,8 +306,11 @@ class TileConfig(_Serialisable):
     device: str = "auto"
     precision: str = "fp32"
     seed: int | None = None
+    threads: int | str = option("auto", help="CPU threads for translation: auto or a number",
+                                pattern=r"auto|[1-9][0-9]*", level="advanced")
 
     def __post_init__(self):
+        self.threads = _check_threads(self.threads)
         _check_choice("mode", self.mode, TEST_MODE_CHOICES)
         _check_choice("device", self.device, DEVICE_CHOICES)
         _check_choice("precision", self.precision, PRECISION_CHOICES)
@@ -299,6 +320,15 @@ class TileConfig(_Serialisable):
         if self.tile and self.overlap * 2 >= self.tile:
             raise ConfigError(f"overlap={self.overlap} is too large for tile={self.tile}.",
                               "use an overlap below half the tile size, e.g. tile 512 with overlap 64.")
+
+
+def _check_threads(value):
+    """``'auto'`` or a positive integer (digit strings from a face become ints)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ConfigError(f"threads={value!r} is neither 'auto' nor a positive number.", "pass threads auto, 1, 2, ...")
 
 
 _SUBCONFIGS = {

@@ -1,0 +1,230 @@
+"""Policies that subscribe to the loop: previews, validation (+ best checkpoint, EMA),
+checkpoints, the speed line and the time limit. Cancellation is :meth:`Trainer.stop`.
+
+Each callback may ask for a checked state at a step (:meth:`Callback.wants`: the loop then reads
+the losses and the finite flag first) and returns the events it produced.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .events import PreviewEvent, SavedEvent, SpeedEvent, ValidationEvent
+
+
+class Callback:
+    def wants(self, trainer, step: int) -> bool:
+        return False
+
+    def on_step(self, trainer, step: int) -> list:
+        return []
+
+    def on_end(self, trainer, reason: str) -> list:
+        return []
+
+
+def _every(n: int, step: int) -> bool:
+    return bool(n) and step % n == 0
+
+
+# ------------------------------------------------------------------------------- previews
+@torch.no_grad()
+def preview(trainer) -> PreviewEvent:
+    """G (eval mode) and D maps on the fixed preview patch; consumes no random numbers."""
+    from ..metrics import error_map, ssim_map
+
+    G, D = trainer.generator, trainer.discriminator
+    a, b = trainer.preview_a.to(trainer.device), trainer.preview_b.to(trainer.device)
+    was_g, was_d = G.training, D.training
+    G.eval()
+    D.eval()
+    try:
+        fake = G(a)
+        d_real, d_fake = D(torch.cat([a, b], 1)), D(torch.cat([a, fake], 1))
+    finally:
+        G.train(was_g)
+        D.train(was_d)
+    fake0, b0 = fake[:1].float().cpu(), b[:1].float().cpu()
+    return PreviewEvent(trainer.step, a[0].float().cpu().numpy(), fake0[0].numpy(), b0[0].numpy(),
+                        d_real[0, 0].float().cpu().numpy(), d_fake[0, 0].float().cpu().numpy(),
+                        ssim=ssim_map(fake0, b0)[0].mean(0).numpy(), error=error_map(fake0, b0)[0].mean(0).numpy())
+
+
+class Previews(Callback):
+    def __init__(self, every: int):
+        self.every = every
+
+    def wants(self, trainer, step):
+        return _every(self.every, step)
+
+    def on_step(self, trainer, step):
+        return [preview(trainer)] if _every(self.every, step) else []
+
+
+# ----------------------------------------------------------------------------- validation
+def psnr_data(fake: torch.Tensor, target: torch.Tensor, norm) -> float:
+    """PSNR in dB in the target's data units: both sides mapped back through the dataset's
+    normalisation, peak = the held-out target's value range (not the [-1, 1] model scale)."""
+    f = norm.inverse(fake.numpy(), dtype=np.float64)
+    t = norm.inverse(target.numpy(), dtype=np.float64)
+    mse = float(np.mean((f - t) ** 2))
+    peak = float(t.max() - t.min())
+    if peak <= 0:
+        return float("nan")
+    from ..metrics import PSNR_CAP
+
+    return PSNR_CAP if mse <= peak**2 * 10 ** (-PSNR_CAP / 10) else 10 * np.log10(peak**2 / mse)
+
+
+@torch.no_grad()
+def validate(trainer) -> dict:
+    """Metrics of G (or its EMA; eval mode) on the held-out patches; empty without a validation split.
+    ``PSNR`` is on the model's normalised scale, ``PSNR_data`` in data units."""
+    if trainer.val_a is None:
+        return {}
+    from ..metrics import image_metrics
+
+    G = trainer.state.ema.module if trainer.state.ema is not None else trainer.generator
+    was = G.training
+    G.eval()
+    try:
+        fake = torch.cat([G(trainer.val_a[i:i + 4].to(trainer.device)) for i in range(0, len(trainer.val_a), 4)])
+    finally:
+        G.train(was)
+    labels = bool(getattr(trainer.dataset, "b_is_labels", False))
+    norm_b = getattr(trainer.dataset, "norm_b", None)
+    extra = {"encoding": norm_b.label_encoding, "top": norm_b.high} if labels and norm_b is not None else {}
+    fake, target = fake.float().cpu(), trainer.val_b.float()
+    metrics = image_metrics(fake, target, labels=labels, **extra)
+    if norm_b is not None and not labels:
+        metrics["PSNR_data"] = psnr_data(fake, target, norm_b)
+    return metrics
+
+
+CSV_LABELS = {"L1": "L1_model_units", "PSNR": "PSNR_normalised_dB", "PSNR_data": "PSNR_data_units_dB",
+              "SSIM": "SSIM_normalised"}
+
+
+class Validation(Callback):
+    """Every ``validate_every`` steps and at the end: metrics, metrics.csv (labelled units), the
+    best checkpoint (``best.safetensors``), and with ``select_best`` the best model as ``out``."""
+
+    def __init__(self, trainer, fresh_csv: bool):
+        from ..metrics import BestTracker
+
+        self.every = trainer.config.validate_every
+        self.best = BestTracker(trainer.config.best_metric)
+        best = trainer.state.metrics.get("best") or {}
+        if best.get("metric") == self.best.metric:
+            self.best.best, self.best.step = best.get("value"), best.get("step")
+        self.fresh_csv, self.last = fresh_csv, None
+        self.best_ckpt = None  # in memory when there is no file to keep it in
+
+    def _due(self, trainer, step):
+        return bool(self.every and trainer.val_a is not None
+                    and (step % self.every == 0 or step == trainer.config.steps))
+
+    def wants(self, trainer, step):
+        return self._due(trainer, step)
+
+    def on_step(self, trainer, step):
+        return self._run(trainer) if self._due(trainer, step) else []
+
+    def on_end(self, trainer, reason):
+        events = []
+        if reason == "time_limit" and self.every and trainer.val_a is not None and self.last != trainer.step:
+            events += self._run(trainer)
+        return events
+
+    def _run(self, trainer) -> list:
+        from ..metrics import append_csv
+
+        metrics = validate(trainer)
+        self.last = trainer.step
+        improved = self.best.update(trainer.step, metrics)
+        state = trainer.state
+        state.metrics = {"step": trainer.step, **metrics,
+                         "best": {"metric": self.best.metric, "value": self.best.best, "step": self.best.step}}
+        state.history.append({"step": trainer.step, **{f"val_{k}": v for k, v in metrics.items()}})
+        events = [ValidationEvent(trainer.step, metrics)]
+        csv_path = trainer.side_path("metrics.csv")
+        if csv_path is not None:
+            if self.fresh_csv:
+                csv_path.unlink(missing_ok=True)  # a new run starts its own table; a resumed one appends
+                self.fresh_csv = False
+            append_csv(csv_path, {"step": trainer.step, **{CSV_LABELS.get(k, k): v for k, v in metrics.items()}})
+        if improved:
+            best_path = trainer.side_path("best.safetensors")
+            if best_path is not None:
+                events.append(SavedEvent(trainer.step, str(trainer.save(best_path)), best=True))
+            elif trainer.config.select_best:
+                self.best_ckpt = trainer.checkpoint()
+        return events
+
+    def best_checkpoint(self, trainer):
+        """The best checkpoint (file or memory), or None when the current state is the best."""
+        if self.best.step is None or self.best.step == trainer.step:
+            return None
+        if self.best_ckpt is not None:
+            return self.best_ckpt
+        path = trainer.side_path("best.safetensors")
+        if path is not None and path.is_file():
+            from ..checkpoint import load_checkpoint
+
+            return load_checkpoint(path)
+        return None
+
+
+# ---------------------------------------------------------------------------- checkpoints
+class Checkpoints(Callback):
+    """Every ``checkpoint_every`` steps: ``checkpoint_dir/last.safetensors`` (or ``out``)."""
+
+    def __init__(self, every: int, path: Path | None):
+        self.every, self.path = every, path
+
+    def wants(self, trainer, step):
+        return self.path is not None and _every(self.every, step)
+
+    def on_step(self, trainer, step):
+        if self.path is None or not _every(self.every, step):
+            return []
+        return [SavedEvent(step, str(trainer.save(self.path)))]
+
+
+# ----------------------------------------------------------------------------- speed, time
+class Speed(Callback):
+    """At log intervals: ``threads 1 (auto: small model, 2 cores, GUI) · 6.8 steps/s``."""
+
+    def __init__(self, every: int, threads):
+        self.every, self.threads = max(every, 1), threads
+        self.t0, self.s0, self.line = time.perf_counter(), None, ""
+
+    def on_step(self, trainer, step):
+        if self.s0 is None:  # the first step includes warm-up: measure from after it
+            self.t0, self.s0 = time.perf_counter(), step
+            return []
+        if step % self.every:
+            return []
+        rate = (step - self.s0) / max(time.perf_counter() - self.t0, 1e-9)
+        self.line = self.threads.line(rate) if self.threads is not None else f"{rate:.1f} steps/s"
+        return [SpeedEvent(step, rate, self.line)]
+
+
+class TimeLimit(Callback):
+    """Stop after ``seconds`` of wall time (measured from the first step); the loop then
+    validates and saves."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.start = seconds, None
+
+    def on_step(self, trainer, step):
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = trainer.started_at or now
+        if self.seconds and now - self.start >= self.seconds:
+            trainer.stop(reason="time_limit")
+        return []
