@@ -60,6 +60,7 @@ class Trainer:
             self.callbacks.append(cbs.TimeLimit(config.time_limit))
         self._losses = dict.fromkeys(LOSS_NAMES, float("nan"))
         self._rng_log: list = []
+        self._saved: dict[str, int] = {}  # path -> step this run last wrote there
 
     # ------------------------------------------------------------------------ state access
     generator = property(lambda self: self.state.generator)
@@ -173,7 +174,16 @@ class Trainer:
         if bad:
             raise TrainingError(f"not saving {Path(path).name} at step {ckpt.step}: {len(bad)} tensor(s) are NaN or "
                                 f"infinite ({', '.join(bad[:4])}); the file on disk was left as it was.", _FIX)
-        return save_checkpoint(path, ckpt)
+        written = save_checkpoint(path, ckpt)
+        self._saved[str(Path(path))] = ckpt.step
+        return written
+
+    def _save_last_good(self) -> None:
+        """After a non-finite loss or out of memory: write the (rolled back) state, except where
+        this run already wrote exactly this step (the file stays byte for byte what it was)."""
+        for path in self._final_paths():
+            if self._saved.get(str(path)) != self.step:
+                self.save(path)
 
     def side_path(self, name: str) -> Path | None:
         """``best.safetensors`` / ``metrics.csv`` beside the checkpoints (or beside ``out``)."""
@@ -224,8 +234,7 @@ class Trainer:
             return work()
         except TrainingError:
             if self.is_main:
-                for path in self._final_paths():
-                    self.save(path)
+                self._save_last_good()
             dist.finish(self._owns_group, barrier=False)
             raise
         except (RuntimeError, MemoryError) as exc:
@@ -234,8 +243,7 @@ class Trainer:
             if not is_out_of_memory(exc):
                 raise
             if self.is_main:
-                for path in self._final_paths():
-                    self.save(path)
+                self._save_last_good()
             cfg, mc = self.config, self.model_config
             raise TrainingError(
                 f"out of memory at step {self.step + 1} (batch {cfg.batch_size}, crop {cfg.crop}, "
