@@ -122,7 +122,7 @@ def _progress_bar(total: int, desc: str, initial: int = 0, quiet: bool = False):
 
 
 def cmd_train(args, parser) -> int:
-    from .training import FinishedEvent, SavedEvent, StepEvent, Trainer
+    from .training import FinishedEvent, SavedEvent, SpeedEvent, StepEvent, Trainer
 
     dataset = load_dataset(args, parser)
     train_set, val_set = dataset.split(args.validation, seed=args.seed) if args.validation else (dataset, None)
@@ -137,7 +137,9 @@ def cmd_train(args, parser) -> int:
                          channels_last=args.channels_last, compile=args.compile,
                          checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
                          validate_every=args.validate_every if val_set is not None else 0,
-                         preview_every=0, log_every=args.log_every)
+                         preview_every=0, log_every=args.log_every, threads=args.threads,
+                         time_limit=args.time_limit, ema=args.ema, ema_decay=args.ema_decay,
+                         select_best=args.select_best)
     trainer = Trainer(model, config, train_set, val_dataset=val_set, out=args.out, resume=args.resume)
     bar = _progress_bar(config.steps, "train", initial=trainer.step, quiet=args.quiet)
     last = None
@@ -149,6 +151,8 @@ def cmd_train(args, parser) -> int:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in event.losses.items()})
             elif isinstance(event, SavedEvent) and not args.quiet:
                 bar.write(f"saved {event.path} (step {event.step})")
+            elif isinstance(event, SpeedEvent):
+                bar.set_description(f"train [{event.line}]")
             elif isinstance(event, FinishedEvent):
                 last = event
     except KeyboardInterrupt:
@@ -159,7 +163,9 @@ def cmd_train(args, parser) -> int:
     finally:
         bar.close()
     if not args.quiet:
-        print(f"wrote {last.path} after {last.step} steps in {last.seconds:.1f} s")
+        why = " (time limit reached)" if last.reason == "time_limit" else ""
+        speed = f"; {trainer.threads.line()}" if trainer.threads is not None else ""
+        print(f"wrote {last.path} after {last.step} steps in {last.seconds:.1f} s{why}{speed}")
     return 0
 
 
@@ -182,6 +188,11 @@ def cmd_translate(args, parser) -> int:
 
     config = TileConfig(tile=args.tile, overlap=args.overlap, mode=args.mode, batch_size=args.tile_batch,
                         device=args.device, precision=args.precision, seed=args.seed)
+    from .threads import apply_threads, choose_threads
+
+    config = config.replace(threads=args.threads)
+    if config.device in ("cpu", "auto"):
+        apply_threads(choose_threads(config.threads))  # the process ends after the command: nothing to restore
     model = Pix2PixModel.load(args.model, device=config.device)
     src, dst = Path(args.input), Path(args.output)
     files = _inputs(src)
@@ -228,7 +239,7 @@ def _display_available() -> bool:
 def cmd_demo(args, parser) -> int:
     from .demo import run_demo
 
-    summary = run_demo(out_dir=args.out, seconds=args.seconds)
+    summary = run_demo(out_dir=args.out, seconds=args.seconds, threads=args.threads)
     if not args.headless and _display_available():
         from ._napari.demo import show_demo
 
@@ -260,6 +271,19 @@ def cmd_evaluate(args, parser) -> int:
 
 
 # ------------------------------------------------------------------------------- parser
+def _schema_flags(p, cls, names) -> None:
+    """Flags read from the schema (name, default, help); a stop-gap until the whole parser is generated."""
+    from .schema import get_option
+
+    for name in names:
+        opt = get_option(cls, name)
+        if isinstance(opt.default, bool):
+            p.add_argument(opt.cli_flag(), action=argparse.BooleanOptionalAction, default=opt.default, help=opt.help)
+        else:
+            kind = float if isinstance(opt.default, float) else str
+            p.add_argument(opt.cli_flag(), type=kind, default=opt.default, help=opt.help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-pix2pix", description="Pix2Pix image-to-image translation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -302,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir")
     p.add_argument("--validate-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=10)
+    _schema_flags(p, TrainConfig, ("threads", "time_limit", "ema", "ema_decay", "select_best"))
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -320,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dtype", default="input", help="input (default), target, or a dtype such as float32")
     p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the input (default: detect)")
     p.add_argument("--suffix", help="output file extension for folders (default: the input's)")
+    _schema_flags(p, TileConfig, ("threads",))
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_translate)
 
@@ -331,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train briefly on the bundled nuclei pair, translate, write a PNG")
     p.add_argument("--out", default="demo-output")
     p.add_argument("--seconds", type=float, default=60.0)
+    _schema_flags(p, TrainConfig, ("threads",))
     p.add_argument("--headless", action="store_true", help="never open napari")
     p.set_defaults(func=cmd_demo)
 

@@ -61,6 +61,7 @@ class Trainer:
         self._losses = dict.fromkeys(LOSS_NAMES, float("nan"))
         self._rng_log: list = []
         self._saved: dict[str, int] = {}  # path -> step this run last wrote there
+        self.threads = None  # the ThreadChoice of the running stream (CPU)
 
     # ------------------------------------------------------------------------ state access
     generator = property(lambda self: self.state.generator)
@@ -198,9 +199,12 @@ class Trainer:
     # ---------------------------------------------------------------------------- stream
     def events(self) -> Iterator:
         """Train until ``config.steps``, :meth:`stop` or the time limit, yielding events."""
-        from ..threads import apply_threads
+        from ..threads import apply_threads, choose_threads
 
         cfg = self.config
+        self.threads = None
+        if self.device.type == "cpu" and self.world_size == 1:  # under torchrun the launcher sets threads
+            self.threads = choose_threads(getattr(cfg, "threads", "auto"), work=self.work, gui=self.gui)
         restore = apply_threads(self.threads) if self.threads is not None else (lambda: None)
         self.started_at = start = time.perf_counter()
         speed = cbs.Speed(cfg.log_every, self.threads)

@@ -92,12 +92,8 @@ def build(trainer, model, resume, init_from) -> None:
     trainer.val_a = trainer.val_b = None
     if has_val:
         trainer.val_a, trainer.val_b = validation_patches(val_dataset, config.crop, max_patches=8)
-    trainer.threads = None
-    if device.type == "cpu" and trainer.world_size == 1:
-        from ..threads import choose_threads, work_per_step
+    trainer.work = None  # GFLOP per step, for the thread policy (CPU, auto)
+    if device.type == "cpu" and trainer.world_size == 1 and getattr(config, "threads", "auto") == "auto":
+        from ..threads import work_per_step
 
-        trainer.threads = choose_threads(getattr(config, "threads", "auto"),
-                                         work=work_per_step(model, config.crop, config.batch_size,
-                                                           state.generator, state.discriminator)
-                                         if getattr(config, "threads", "auto") == "auto" else None,
-                                         gui=trainer.gui)
+        trainer.work = work_per_step(model, config.crop, config.batch_size, state.generator, state.discriminator)
