@@ -23,17 +23,14 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import torch
-
 from ..config import TrainConfig
 from ..errors import TrainingError
 from . import callbacks as cbs
 from . import distributed as dist
 from .events import LOSS_NAMES, FinishedEvent, SavedEvent, StepEvent
+from .saving import FIX
+from .saving import data_description, nonfinite_tensors, save_finite  # noqa: F401 - nonfinite_tensors re-exported
 from .setup import build
-
-_FIX = ("lower the learning rate, check the data for NaN/inf or extreme values, try precision fp32, "
-        "or set nan_policy='skip' to skip bad batches.")
 
 
 class Trainer:
@@ -59,7 +56,6 @@ class Trainer:
         if getattr(config, "time_limit", 0):
             self.callbacks.append(cbs.TimeLimit(config.time_limit))
         self._losses = dict.fromkeys(LOSS_NAMES, float("nan"))
-        self._rng_log: list = []
         self._saved: dict[str, int] = {}  # path -> step this run last wrote there
         self.threads = None  # the ThreadChoice of the running stream (CPU)
 
@@ -90,53 +86,25 @@ class Trainer:
         self._stop = True
 
     # ---------------------------------------------------------------------------- one step
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = self.sampler.sample(self.sampler_rng)
-        pin = self.device.type == "cuda"
-        if pin:
-            a, b = a.pin_memory(), b.pin_memory()
-        a, b = self.augment(a.to(self.device, non_blocking=pin), b.to(self.device, non_blocking=pin))
-        if self.config.channels_last:
-            a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
-        return a, b
-
     def train_step(self, *, readout: bool = True) -> dict:
         """One iteration; returns the losses as floats (``G_GAN``, ``G_L1``, ``D_real``, ``D_fake``):
         read from the device when ``readout``, else the last values read. A non-finite loss
         changes nothing and raises :class:`TrainingError` (``nan_policy='stop'``) or returns
         ``{'skipped': 1.0}`` (``'skip'``). Under the deferred guard the raise comes at the next readout."""
-        if self.stepper.deferred:
-            self._rng_log.append(self.state.rng_state())
+        self.stepper.before()
         outcome = self.stepper(*self._batch())
         if outcome.bad is not None:
             if self.config.nan_policy == "skip":
                 return {"skipped": 1.0}
             raise TrainingError(f"the {outcome.bad} became {outcome.value} at step {self.step + 1}; training "
                                 "stopped and the weights, batch-norm statistics and optimizer state of the last "
-                                f"good step ({self.step}) were kept.", _FIX)
-        self._last = outcome.losses
+                                f"good step ({self.step}) were kept.", FIX)
         if readout:
             self._read()
         return dict(self._losses)
 
     def _read(self) -> None:
-        """Read the last losses (and the deferred guard's flag) to the host, in one transfer."""
-        flags = self.stepper.take_flags() if self.stepper.deferred else None
-        if flags is not None:
-            first, which = flags
-            good = first - 1
-            self.state.set_rng_state(self._rng_log[good - (self.step - len(self._rng_log))])
-            self._rng_log.clear()
-            self.state.step = good
-            for sched in (self.state.sched_g, self.state.sched_d):
-                sched.last_epoch = good
-                for group in sched.optimizer.param_groups:
-                    group["lr"] = self.config.lr_at(good)
-            raise TrainingError(f"the {which} became NaN or infinite at step {first}; training stopped and the "
-                                f"state of the last good step ({good}) was kept.", _FIX)
-        self._rng_log.clear()
-        if getattr(self, "_last", None) is not None:
-            self._losses = dict(zip(LOSS_NAMES, self._last.tolist()))
+        self._losses = self.stepper.read() or self._losses
 
     def _readout_at(self, step: int) -> bool:
         cfg = self.config
@@ -152,14 +120,7 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- saving
     def checkpoint(self):
-        data = {}
-        for side in ("a", "b"):
-            norm = getattr(self.dataset, f"norm_{side}", None)
-            if norm is not None:
-                data[f"norm_{side}"] = norm.to_dict()
-            data[f"{side}_is_labels"] = bool(getattr(self.dataset, f"{side}_is_labels", False))
-        data["source"] = getattr(self.dataset, "source", {}) or {}
-        return self.state.checkpoint(data)
+        return self.state.checkpoint(data_description(self.dataset))
 
     def model_checkpoint(self):
         """The model the user gets: the best validated checkpoint with ``select_best``, else the current."""
@@ -168,14 +129,8 @@ class Trainer:
 
     def save(self, path, ckpt=None) -> Path:
         """Write the training state atomically; refuses non-finite weights, buffers or moments."""
-        from ..checkpoint import save_checkpoint
-
         ckpt = ckpt if ckpt is not None else self.checkpoint()
-        bad = nonfinite_tensors(ckpt)
-        if bad:
-            raise TrainingError(f"not saving {Path(path).name} at step {ckpt.step}: {len(bad)} tensor(s) are NaN or "
-                                f"infinite ({', '.join(bad[:4])}); the file on disk was left as it was.", _FIX)
-        written = save_checkpoint(path, ckpt)
+        written = save_finite(path, ckpt)
         self._saved[str(Path(path))] = ckpt.step
         return written
 
@@ -279,19 +234,3 @@ class Trainer:
                 callback(event)
             last = event
         return last
-
-
-def nonfinite_tensors(ckpt) -> list[str]:
-    """Names of floating-point tensors in a checkpoint that hold NaN or inf."""
-    bad = []
-    parts = {"generator": ckpt.generator, "discriminator": ckpt.discriminator,
-             "generator_raw": getattr(ckpt, "generator_raw", {}) or {}}
-    for opt_name in ("optimizer_g", "optimizer_d"):
-        state = getattr(ckpt, opt_name) or {}
-        parts[opt_name] = {f"{i}/{k}": v for i, st in state.get("state", {}).items() for k, v in st.items()}
-    for prefix, tensors in parts.items():
-        for key, value in tensors.items():
-            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                bad.append(f"{prefix}/{key}")
-    return bad
-

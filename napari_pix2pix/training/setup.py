@@ -25,6 +25,24 @@ def check_data(model, dataset) -> None:
             "set the model's in/out channels to match the data, or choose other layers/channels.")
 
 
+class Batches:
+    """The next training batch on the device: sampled patches, augmented, in the chosen layout."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        t = self.trainer
+        a, b = t.sampler.sample(t.state.sampler_rng)
+        pin = t.device.type == "cuda"
+        if pin:
+            a, b = a.pin_memory(), b.pin_memory()
+        a, b = t.augment(a.to(t.device, non_blocking=pin), b.to(t.device, non_blocking=pin))
+        if t.config.channels_last:
+            a, b = (x.contiguous(memory_format=torch.channels_last) for x in (a, b))
+        return a, b
+
+
 def deferred_guard(device: torch.device, config) -> bool:
     """Whether the step skips per-step host reads (see step.py): CUDA, ``nan_policy='stop'``, no EMA."""
     return device.type == "cuda" and config.nan_policy == "stop" and not getattr(config, "ema", False)
@@ -81,6 +99,7 @@ def build(trainer, model, resume, init_from) -> None:
     from ..data.augment import PairAugment
     from ..data.sampling import PatchSampler, validation_patches
 
+    trainer._batch = Batches(trainer)
     trainer.sampler = PatchSampler(dataset, config.crop, config.batch_size,
                                    foreground_bias=getattr(dataset, "foreground_bias", 0.0),
                                    rank=trainer.rank, world_size=trainer.world_size)

@@ -98,6 +98,20 @@ class TrainState:
         if self.device.type == "cuda" and "cuda" in rng:
             torch.cuda.set_rng_state(rng["cuda"], self.device)
 
+    def _set_schedule(self, step: int) -> None:
+        """Put the LR schedulers where they stand after ``step`` steps (no sched.step() before opt.step())."""
+        for sched in (self.sched_g, self.sched_d):
+            sched.last_epoch = step
+            for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
+                group["lr"] = base * sched.lr_lambdas[0](step)
+
+    def rewind(self, step: int, rng: dict) -> None:
+        """Counters back to ``step`` (the deferred guard found a bad step after it; the weights
+        were never changed): step counter, schedulers, random state."""
+        self.step = step
+        self._set_schedule(step)
+        self.set_rng_state(rng)
+
     def checkpoint(self, data: dict) -> Checkpoint:
         """A CPU copy of everything (``data``: the dataset's normalisation and source). With an
         EMA, the averaged generator is the model's ``generator`` (what inference uses) and the
@@ -132,10 +146,7 @@ class TrainState:
         if ckpt.optimizer_d:
             self.opt_d.load_state_dict(ckpt.optimizer_d)
         self.step = ckpt.step
-        for sched in (self.sched_g, self.sched_d):  # where the schedule stood (no sched.step() before opt.step())
-            sched.last_epoch = self.step
-            for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
-                group["lr"] = base * sched.lr_lambdas[0](self.step)
+        self._set_schedule(self.step)
         self.set_rng_state(ckpt.rng)
         self.metrics = {k: v for k, v in dict(ckpt.metrics).items() if k != "ema"}
         if self.ema is not None:

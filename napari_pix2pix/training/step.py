@@ -27,7 +27,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import TrainingError
 from ..losses import discriminator_loss, generator_loss
+from .events import LOSS_NAMES
+from .saving import FIX
 
 BAD_NAMES = {1: "discriminator loss", 2: "generator loss"}
 
@@ -90,8 +93,16 @@ class Step:
         self.state, self.g_train, self.d_train = state, g_train, d_train
         self.deferred, self.all_ok = deferred, all_ok
         self.rollback = Rollback(state)
-        # deferred guard: [halted, first bad step, which loss (1: D, 2: G)] on the device
+        # deferred guard: [halted, first bad step, which loss (1: D, 2: G)] on the device, and the
+        # random state before each step since the last readout (host copies, to rewind to)
         self.flags = torch.zeros(3, device=state.device)
+        self._rng_log: list = []
+        self._last: torch.Tensor | None = None
+
+    def before(self) -> None:
+        """Call before drawing the batch: under the deferred guard, remember the random state."""
+        if self.deferred:
+            self._rng_log.append(self.state.rng_state())
 
     def _finite(self, loss: torch.Tensor) -> torch.Tensor:
         return torch.isfinite(loss.detach())
@@ -140,7 +151,8 @@ class Step:
         if s.ema is not None:
             s.ema.update_parameters(G)
         s.step += 1
-        return Outcome(torch.stack([g_gan.detach(), g_l1.detach(), d_real.detach(), d_fake.detach()]).float())
+        self._last = torch.stack([g_gan.detach(), g_l1.detach(), d_real.detach(), d_fake.detach()]).float()
+        return Outcome(self._last)
 
     @staticmethod
     def _poison(loss: torch.Tensor, bad: torch.Tensor | None) -> torch.Tensor:
@@ -157,10 +169,18 @@ class Step:
         self.flags.copy_(torch.where(new, torch.stack([torch.ones_like(which), torch.full_like(which, step),
                                                        which]), self.flags))
 
-    def take_flags(self) -> tuple[int, str] | None:
-        """(first bad step, which loss) when the deferred guard saw a non-finite loss, and reset."""
-        halted, first, which = self.flags.tolist()
-        if not halted:
-            return None
-        self.flags.zero_()
-        return int(first), BAD_NAMES.get(int(which), "loss")
+    def read(self) -> dict | None:
+        """The last losses as floats (None before the first step). Under the deferred guard, first
+        the flag: after a non-finite loss, rewind the counters and random state to the last good
+        step (the weights never changed) and raise :class:`TrainingError` naming step and loss."""
+        if self.deferred:
+            halted, first, which = self.flags.tolist()
+            log, self._rng_log = self._rng_log, []
+            if halted:
+                self.flags.zero_()
+                good = int(first) - 1
+                self.state.rewind(good, log[good - (self.state.step - len(log))])
+                raise TrainingError(f"the {BAD_NAMES.get(int(which), 'loss')} became NaN or infinite at step "
+                                    f"{int(first)}; training stopped and the state of the last good step ({good}) "
+                                    "was kept.", FIX)
+        return dict(zip(LOSS_NAMES, self._last.tolist())) if self._last is not None else None
