@@ -57,6 +57,22 @@ def all_ok(ok: torch.Tensor, world_size: int) -> bool:
     return bool(ok)
 
 
+def agree_flags(flags: torch.Tensor, world_size: int) -> torch.Tensor:
+    """The deferred guard's ``[halted, first bad step, which]`` agreed by all ranks: halted if any
+    rank halted, at the earliest bad step (a rank's bad gradients reach every rank through DDP)."""
+    if world_size <= 1:
+        return flags
+    import torch.distributed as dist
+
+    halted = flags[:1].clone()
+    dist.all_reduce(halted, op=dist.ReduceOp.MAX)
+    first = torch.where(flags[:1] > 0, flags[1:2], torch.full_like(flags[1:2], float(2**40)))
+    dist.all_reduce(first, op=dist.ReduceOp.MIN)
+    which = flags[2:].clone()
+    dist.all_reduce(which, op=dist.ReduceOp.MAX)
+    return torch.cat([halted, first, which])
+
+
 def sync_buffers(modules, world_size: int) -> None:
     """Average floating-point buffers over the ranks (DDP all-reduces gradients only)."""
     import torch.distributed as dist

@@ -94,7 +94,8 @@ def build(trainer, model, resume, init_from) -> None:
         g_train, d_train = torch.compile(g_train), torch.compile(d_train)
     trainer.g_train, trainer.d_train = g_train, d_train
     trainer.stepper = Step(state, g_train, d_train, deferred=deferred,
-                           all_ok=lambda ok: dist.all_ok(ok, trainer.world_size))
+                           all_ok=lambda ok: dist.all_ok(ok, trainer.world_size),
+                           agree=lambda flags: dist.agree_flags(flags, trainer.world_size))
 
     from ..data.augment import PairAugment
     from ..data.sampling import PatchSampler, validation_patches

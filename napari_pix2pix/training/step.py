@@ -89,9 +89,9 @@ class Rollback:
 class Step:
     """The step of one run (``g_train``/``d_train``: the networks as trained, maybe DDP-wrapped)."""
 
-    def __init__(self, state, g_train, d_train, *, deferred: bool, all_ok=bool):
+    def __init__(self, state, g_train, d_train, *, deferred: bool, all_ok=bool, agree=lambda flags: flags):
         self.state, self.g_train, self.d_train = state, g_train, d_train
-        self.deferred, self.all_ok = deferred, all_ok
+        self.deferred, self.all_ok, self.agree = deferred, all_ok, agree
         self.rollback = Rollback(state)
         # deferred guard: [halted, first bad step, which loss (1: D, 2: G)] on the device, and the
         # random state before each step since the last readout (host copies, to rewind to)
@@ -174,7 +174,7 @@ class Step:
         the flag: after a non-finite loss, rewind the counters and random state to the last good
         step (the weights never changed) and raise :class:`TrainingError` naming step and loss."""
         if self.deferred:
-            halted, first, which = self.flags.tolist()
+            halted, first, which = self.agree(self.flags).tolist()
             log, self._rng_log = self._rng_log, []
             if halted:
                 self.flags.zero_()
