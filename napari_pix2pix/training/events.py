@@ -11,15 +11,17 @@ LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 
 @dataclass
 class StepEvent:
-    """One finished iteration. ``losses``: G_GAN, G_L1, D_real, D_fake (floats; between log
-    intervals the last values read from the device, see :mod:`.step`); ``{'skipped': 1.0}`` for
-    a batch skipped under ``nan_policy='skip'``. ``seconds``: wall time of this step."""
+    """One finished iteration. ``losses``: G_GAN, G_L1, D_real, D_fake (floats), read from the
+    device at log intervals (``fresh``); between them the last values read (``fresh=False``: a
+    plot should skip them). ``{'skipped': 1.0}`` for a batch skipped under ``nan_policy='skip'``.
+    ``seconds``: wall time of this step."""
 
     step: int
     total: int
     losses: dict
     lr: float
     seconds: float
+    fresh: bool = True
 
 
 @dataclass

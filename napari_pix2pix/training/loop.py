@@ -177,7 +177,7 @@ class Trainer:
                     dist.sync_buffers(self.state.modules(), self.world_size)
                 if not self.is_main:
                     continue
-                yield StepEvent(step, cfg.steps, losses, lr, time.perf_counter() - t0)
+                yield StepEvent(step, cfg.steps, losses, lr, time.perf_counter() - t0, fresh=self._fresh)
                 for cb in (speed, *self.callbacks):
                     yield from cb.on_step(self, step)
             yield from self._finish(start)
@@ -185,7 +185,8 @@ class Trainer:
             restore()
 
     def _guarded_step(self) -> dict:
-        return self._guarded(lambda: self.train_step(readout=self._readout_at(self.step + 1)))
+        self._fresh = self._readout_at(self.step + 1)
+        return self._guarded(lambda: self.train_step(readout=self._fresh))
 
     def _guarded(self, work):
         """``work()``; on a non-finite loss or out of memory, save the last good state and raise."""
