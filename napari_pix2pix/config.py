@@ -285,7 +285,7 @@ class TrainConfig(_Serialisable):
                           help="CPU threads for training: auto (chosen from the model size, the cores this "
                                "process may use and whether a GUI needs one) or a number")
     time_limit: float = option(0.0, help="stop after this many seconds of training (0: no limit), then validate "
-                               "and save", range=(0, None), level="basic", unit="s")
+                               "and save", range=(0, 604_800), level="advanced", unit="s")
     ema: bool = option(False, help="keep an exponential moving average of the generator's weights; it is "
                        "validated and saved as the model", level="advanced")
     ema_decay: float = option(0.999, help="decay of the generator's moving average (per step)",
