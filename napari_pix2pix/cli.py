@@ -1,7 +1,7 @@
 """Command line: ``python -m napari_pix2pix`` or ``napari-pix2pix``.
 
 Subcommands: ``pair`` (validate and describe a paired source), ``train``, ``translate``, ``info``,
-``demo``. Exit codes: 0 success, 1 bad input (one-line message), 2 usage error (argparse).
+``demo``, ``import``, ``evaluate``, ``export``. Exit codes: 0 success, 1 bad input (one-line message), 2 usage error (argparse).
 The CLI is a face: it parses options into the engine's configuration dataclasses and calls the
 engine; no training or translation logic lives here.
 """
@@ -176,21 +176,19 @@ def _inputs(path: Path) -> list[Path]:
 
 
 def cmd_translate(args, parser) -> int:
-    from .inference import translate
     from .io import read_image, write_image
-    from .model import Pix2PixModel
+    from .predict import Predictor
 
     config = TileConfig(tile=args.tile, overlap=args.overlap, mode=args.mode, batch_size=args.tile_batch,
                         device=args.device, precision=args.precision, seed=args.seed)
-    model = Pix2PixModel.load(args.model, device=config.device)
+    predictor = Predictor.load(args.model, backend=getattr(args, "backend", "auto"), config=config)
     src, dst = Path(args.input), Path(args.output)
     files = _inputs(src)
     if src.is_dir():
         dst.mkdir(parents=True, exist_ok=True)
     for f in files:
         image = read_image(f)
-        out = translate(model, image, config=config, output_dtype=args.output_dtype,
-                        channel_axis=args.channel_axis)
+        out = predictor.predict(image, output_dtype=args.output_dtype, channel_axis=args.channel_axis)
         target = dst / (f.stem + (args.suffix or f.suffix)) if src.is_dir() else dst
         write_image(target, out)
         if not args.quiet:
@@ -250,6 +248,16 @@ def cmd_import(args, parser) -> int:
               + (f", with a {m.discriminator} discriminator" if args.discriminator else ""))
         for note in result.notes:
             print(f"note: {note}")
+    return 0
+
+
+def cmd_export(args, parser) -> int:
+    from .export import export_model
+
+    result = export_model(args.model, args.out, format=args.format)
+    if not args.quiet:
+        parity = ", ".join(f"{k}: {v:.2g}" for k, v in (result.parity or {}).items())
+        print(f"wrote {result.path}" + (f" (max |onnxruntime - torch| {parity})" if parity else ""))
     return 0
 
 
@@ -320,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dtype", default="input", help="input (default), target, or a dtype such as float32")
     p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the input (default: detect)")
     p.add_argument("--suffix", help="output file extension for folders (default: the input's)")
+    from .predict import BACKEND_CHOICES
+
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default=BACKEND_CHOICES[0],
+                   help="auto (by the model file: .onnx runs on onnxruntime), torch or onnxruntime")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_translate)
 
@@ -349,6 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ndf", type=int, help="default: read from the file")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_import)
+
+    from .export import EXPORT_FORMATS
+
+    p = sub.add_parser("export", help="write a model as ONNX or as a bioimage.io package, to use it elsewhere")
+    p.add_argument("model", help="model file (.safetensors)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default=EXPORT_FORMATS[0],
+                   help="onnx (a .onnx file) or bioimageio (a folder, or a .zip)")
+    p.add_argument("--out", required=True, help="output: model.onnx, or a folder / .zip for bioimageio")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="metrics (L1, PSNR, SSIM, sharpness, Dice/IoU) of a model on paired "
                        "data; optional SSIM/error maps and a contact sheet")
