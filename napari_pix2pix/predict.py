@@ -28,10 +28,8 @@ from typing import Callable
 
 import numpy as np
 
-from .config import TileConfig
+from .config import BACKEND_CHOICES, TileConfig
 from .errors import Cancelled, ConfigError, InputError
-
-BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
 
 
 # ------------------------------------------------------------------------------- tiling math
@@ -185,12 +183,13 @@ class Predictor:
         return cls(TorchBackend(model), config)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, backend: str = "auto", config: TileConfig | None = None
+    def load(cls, path: str | os.PathLike, *, backend: str | None = None, config: TileConfig | None = None
              ) -> "Predictor":
         """A predictor for a model file: ``.safetensors`` (torch) or ``.onnx`` (onnxruntime; torch
-        is not needed). ``backend``: ``auto`` (by the file), ``torch`` or ``onnxruntime``."""
+        is not needed). ``backend``: ``auto`` (by the file), ``torch`` or ``onnxruntime``
+        (default: ``config.backend``)."""
         config = config or TileConfig()
-        kind = resolve_backend(path, backend)
+        kind = resolve_backend(path, backend or getattr(config, "backend", "auto"))
         if kind == "onnxruntime":
             from .backends.onnxruntime import OnnxRuntimeBackend
 

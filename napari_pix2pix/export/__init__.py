@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 
+from ..config import EXPORT_FORMATS, ExportConfig  # noqa: F401 - the schema holds the formats
 from ..errors import Pix2PixError
-
-EXPORT_FORMATS = ("onnx", "bioimageio")
 
 
 class ExportError(Pix2PixError, RuntimeError):
@@ -28,10 +27,14 @@ def load_model(model, device: str = "cpu"):
     return model
 
 
-def export_model(model, out: str | os.PathLike, format: str = "onnx", **options):
+def export_model(model, out: str | os.PathLike, format: str | None = None, *, config: ExportConfig | None = None,
+                 **options):
     """Export ``model`` (a :class:`~napari_pix2pix.model.Pix2PixModel` or a model file) to ``out``
-    in ``format`` (``onnx`` or ``bioimageio``). Returns the exporter's result (``.path``,
-    ``.parity`` with the measured maximum absolute errors)."""
+    in ``format`` (``onnx`` or ``bioimageio``; default ``config.format``). Returns the exporter's
+    result (``.path``, ``.parity`` with the measured maximum absolute errors)."""
+    config = config or ExportConfig()
+    format = format or config.format
+    options.setdefault("opset", config.opset)
     if format not in EXPORT_FORMATS:
         raise ExportError(f"export format {format!r} is not one of {', '.join(EXPORT_FORMATS)}.",
                           f"choose the format from: {', '.join(EXPORT_FORMATS)}.")
