@@ -250,7 +250,8 @@ def export_bioimageio(model, out: str | os.PathLike, *, test_image=None, name: s
     pre, pre_note = _affine_pre(norm_a)
     post, post_note = _affine_post(norm_b)
     x = _test_image(model, test_image, norm_a)
-    gen = copy.deepcopy(model.generator).cpu().eval()
+    with torch.inference_mode(False):  # ComfyUI runs nodes under inference mode; tracing refuses it
+        gen = copy.deepcopy(model.generator).cpu().eval()
     x_model = _apply_ops(x, pre)
     with torch.no_grad():
         y_model = gen(torch.from_numpy(x_model)).numpy()
@@ -283,10 +284,10 @@ def export_bioimageio(model, out: str | os.PathLike, *, test_image=None, name: s
     try:
         side = x.shape[-1]
         example = torch.from_numpy(x_model)
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
             try:
-                traced = torch.jit.trace(gen, example, check_trace=False)
+                traced = torch.jit.trace(gen, example.clone(), check_trace=False)
             except Exception as exc:  # noqa: BLE001
                 raise ExportError(f"the generator could not be traced to TorchScript: {exc.__class__.__name__}: "
                                   f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",

@@ -96,13 +96,15 @@ def trace_to_onnx(generator, in_channels: int, size_multiple: int, opset: int = 
     with dynamic batch/height/width. Raises :class:`ExportError` when it can't be traced."""
     import torch
 
-    gen = copy.deepcopy(generator).cpu().eval()
-    side = max(2 * size_multiple, 32)
-    example = torch.zeros(1, in_channels, side, side)
+    with torch.inference_mode(False):
+        gen = copy.deepcopy(generator).cpu().eval()
+        side = max(2 * size_multiple, 32)
+        example = torch.zeros(1, in_channels, side, side)
     axes = {0: "batch", 2: "height", 3: "width"}
     buf = io.BytesIO()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        # inference_mode(False): ComfyUI runs nodes under inference mode, which tracing refuses
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(gen, (example,), buf, dynamo=False, input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
