@@ -18,7 +18,9 @@ covering the whole image gives the untiled result exactly. :func:`clamp_tiling` 
 rule that turns the user's ``tile``/``overlap`` into what is run (every caller uses it).
 
 Stochastic samples (``samples > 1``, uncertainty): the hook is :meth:`Predictor.predict`'s
-``samples``/``seed`` arguments; only ``samples=1`` is implemented here.
+``samples``/``seed`` arguments (only ``samples=1`` is implemented here) and
+:func:`run_tiles`' ``before_batch`` (tile positions, for per-tile seeds); the torch backend's
+``session(mode="train", seed=...)`` keeps running batch-norm statistics untouched.
 """
 
 from __future__ import annotations
@@ -97,9 +99,13 @@ def pad_to(x: np.ndarray, height: int, width: int) -> np.ndarray:
 def run_tiles(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, tile: int = 0, overlap: int = 0,
               batch_size: int = 4, size_multiple: int = 1,
               progress: Callable[[int, int], None] | None = None,
-              cancel: Callable[[], bool] | None = None) -> np.ndarray:
+              cancel: Callable[[], bool] | None = None,
+              before_batch: Callable[[list[tuple[int, int, int]]], None] | None = None) -> np.ndarray:
     """``run`` over ``x`` ``[N, C, H, W]`` (float32, model range) in padded, overlapping tiles;
     returns the blended ``[N, C_out, H, W]`` float32.
+
+    ``before_batch(boxes)``, when given, is called with the ``(slice, y, x)`` of each tile of the
+    next batch (a hook for per-tile seeds of stochastic samples).
 
     ``run`` maps a batch ``[B, C, th, tw]`` to ``[B, C_out, th, tw]`` (both numpy float32).
     ``tile=0`` or a tile covering the whole image runs each slice at once, padded to a multiple
@@ -128,6 +134,8 @@ def run_tiles(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, tile: i
         group = boxes[b0:b0 + max(int(batch_size), 1)]
         # each tile is cut from the image (padded only where the image is smaller than the tile)
         crops = [pad_to(x[i:i + 1, :, y:y + th, xx:xx + tw], th, tw) for i, y, xx in group]
+        if before_batch is not None:
+            before_batch(group)
         y_b = np.asarray(run(np.ascontiguousarray(np.concatenate(crops))), dtype=np.float32)
         if out is None:
             out = np.zeros((n, y_b.shape[1], hp, wp), dtype=np.float32)

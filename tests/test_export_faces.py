@@ -89,8 +89,7 @@ def test_napari_export_runs_in_a_worker(qtbot, tiny_model_file, tmp_path):
     qtbot.waitUntil(lambda: bool(done), timeout=120_000)
     assert (tmp_path / "m.onnx").is_file() and "exported" in dock.messages[-1] and not dock.errors
     done.clear()
-    start_export(dock, str(tiny_model_file), tmp_path / "a-file-not-a-dir.onnx" / "m.onnx", "onnx",
-                 on_done=done.append)
-    (tmp_path / "a-file-not-a-dir.onnx").write_text("")
+    (tmp_path / "a-file").write_text("")
+    start_export(dock, str(tiny_model_file), tmp_path / "a-file" / "m.onnx", "onnx", on_done=done.append)
     qtbot.waitUntil(lambda: bool(done), timeout=120_000)
     assert dock.errors and "Fix:" in dock.errors[-1]
