@@ -2,7 +2,7 @@
 
 For the paper's generators (unet_256 and resnet_9blocks, ngf 64, random weights, batch norm) and a
 real image (the bundled nuclei image, 16-bit): ONNX (onnxruntime) and TorchScript vs the torch
-generator in model space, at 256x256 and 256x384; and the Predictor's torch and onnxruntime
+generator in model space, at 256x256 and 256x512; and the Predictor's torch and onnxruntime
 backends after de-normalisation (tiled 256/32 on 512x512). Prints a Markdown table.
 
     PYTHONPATH=. python benchmarks/export_parity.py
@@ -50,7 +50,7 @@ def main() -> int:
             onnx_file = export_model(path, Path(tmp) / f"{gen}.onnx").path
             seconds = time.perf_counter() - t0
             session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-            for h, w in ((256, 256), (256, 384)):
+            for h, w in ((256, 256), (256, 512)):
                 real = fit_normalization([image[None]])
                 x = real.forward(image[None, :h, :w])[None].astype(np.float32)
                 rand = np.random.default_rng(0).uniform(-1, 1, x.shape).astype(np.float32)

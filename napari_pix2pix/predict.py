@@ -248,11 +248,12 @@ class Predictor:
                                      "use smaller tiles (--tile 256), a smaller tile batch, or the CPU.") from None
                 tile, overlap = clamp_tiling(smaller, config.overlap)
 
-    def predict(self, image, *, channel_axis: int | None = None, output_dtype: str = "input",
+    def predict(self, image, *, channel_axis: int | None = None, output_dtype: str | None = None,
                 progress=None, cancel=None, samples: int = 1, seed: int | None = None) -> np.ndarray:
         """Translate ``image`` (``[..., Y, X(, C)]``, any size and stack depth). Returns an array
-        in the same layout with the model's output channels; dtype by ``output_dtype``:
-        ``input`` (the image's), ``target`` (what B was trained on) or a numpy dtype name.
+        in the same layout with the model's output channels; dtype by ``output_dtype``
+        (default: the config's): ``input`` (the image's), ``target`` (what B was trained on) or a
+        numpy dtype name.
 
         ``samples``/``seed``: the hook for stochastic samples (uncertainty). ``samples=1`` (the
         only value implemented here) is one deterministic pass in the configured mode.
@@ -270,6 +271,8 @@ class Predictor:
             raise InputError(f"after normalisation the image has {xn.shape[1]} channels but the model expects "
                              f"{self.in_channels}.", "choose a matching model or image.")
         y = self.predict_model_space(xn, progress=progress, cancel=cancel, seed=seed)
+        if output_dtype is None:
+            output_dtype = getattr(self.config, "output_dtype", "input")
         result = norm_b.inverse(y, dtype=output_dtype_of(output_dtype, image.dtype, norm_b))
         return from_model_layout(result, stack)
 

@@ -198,3 +198,20 @@ def test_cli_export(tiny_model_file, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["export", str(tiny_model_file), "--format", "tflite", "--out", str(out)])
     assert exc.value.code == 2
+
+
+def test_dask_runs_the_onnx_predictor(intensity_exported):
+    da = pytest.importorskip("dask.array")
+    import pickle
+
+    from napari_pix2pix.dask_inference import translate_dask
+    from napari_pix2pix.predict import Predictor
+
+    _, result = intensity_exported
+    predictor = Predictor.load(result.path, config=TileConfig(tile=0, output_dtype="float32"))
+    image, _ = nuclei_2d()
+    stack = np.stack([image[:64, :96], image[64:128, :96]])
+    lazy = translate_dask(predictor, da.from_array(stack, chunks=(1, 64, 96)), output_dtype="float32")
+    assert np.array_equal(lazy.compute(scheduler="threads"), predictor.predict(stack))
+    clone = pickle.loads(pickle.dumps(predictor))  # dask.distributed ships it to workers: the session is rebuilt
+    assert np.array_equal(clone.predict(stack[0]), predictor.predict(stack[0]))
