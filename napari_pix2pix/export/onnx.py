@@ -10,7 +10,7 @@ statistics) is not exported: it needs random numbers and batch statistics that a
 inference graph does not reproduce; use the torch backend for ``--mode train``.
 
 The file carries what a runtime needs to reproduce ``translate`` (``metadata_props``):
-``format``, ``format_version``, ``model`` (ModelConfig JSON), ``data`` (normalisation of both
+``format``, ``format_version``, ``model`` (ModelConfig JSON), ``training`` (TrainConfig JSON), ``data`` (normalisation of both
 sides and what the model was trained on, JSON), ``norm_a``/``norm_b`` (the same mappings, JSON),
 ``task``, ``mode`` (``eval``), ``layout``, ``step``, ``library_version``, ``torch_version``,
 ``source_sha256``. :class:`~napari_pix2pix.backends.onnxruntime.OnnxRuntimeBackend` reads it.
@@ -74,6 +74,7 @@ def onnx_metadata(model) -> dict[str, str]:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": json.dumps(model.config.to_dict()),
+        "training": json.dumps(model.checkpoint.training.to_dict() if model.checkpoint.training else None),
         "data": json.dumps(data, default=str),
         "norm_a": json.dumps(norm_a.to_dict() if norm_a else None),
         "norm_b": json.dumps(norm_b.to_dict() if norm_b else None),
