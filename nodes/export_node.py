@@ -1,7 +1,8 @@
 """The Export node: write a Pix2Pix model as ONNX or as a bioimage.io package into ComfyUI's
 output folder (``output/pix2pix/``), under a safe name (never outside that folder, never
-over an existing file). The format list and its default come from the schema
-(:class:`napari_pix2pix.config.ExportConfig`); the work is the engine's
+over an existing file). The inputs behind settings come from the schema
+(:class:`napari_pix2pix.config.ExportConfig`, through ``_schema``); names are joined through
+``paths.safe_join`` (``_runtime._join``); the work is the engine's
 :func:`napari_pix2pix.export.export_model`."""
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from pathlib import Path
 
 from napari_pix2pix.config import ExportConfig
 from napari_pix2pix.errors import ConfigError
-from napari_pix2pix.schema import get_option
 
 from . import _runtime as rt
+from . import _schema as sc
 
 log = logging.getLogger("napari_pix2pix.nodes")
 
@@ -36,18 +37,17 @@ def output_root() -> Path:
 def export_path(name: str, format: str) -> Path:
     """A new file for ``name`` (relative, sub-folders allowed) inside :func:`output_root`, with
     the format's suffix; ``_00001``, ``_00002`` ... are added rather than overwrite."""
-    from napari_pix2pix.paths import safe_join
-
     suffix = SUFFIXES[format]
-    rel = rt.check_relative_name(name, "export name")
-    stem = rel.name[: -len(suffix)] if rel.name.lower().endswith(suffix) else rel.name
     root = output_root()
     root.mkdir(parents=True, exist_ok=True)
-    target = safe_join(root, (rel.parent / (stem + suffix)).as_posix())
+    target = rt._join(root, str(name or ""), "export name")
+    stem = target.name[: -len(suffix)] if target.name.lower().endswith(suffix) else target.name
+    folder = target.parent
+    target = rt._join(root, (folder / (stem + suffix)).relative_to(root.resolve()).as_posix(), "export name")
     i = 0
     while target.exists():
         i += 1
-        target = safe_join(root, (rel.parent / f"{stem}_{i:05d}{suffix}").as_posix())
+        target = folder / f"{stem}_{i:05d}{suffix}"
     return target
 
 
@@ -61,20 +61,21 @@ class Pix2PixExportModel:
     FUNCTION = "export"
     OUTPUT_NODE = True
 
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((ExportConfig, {}),)
+
     @classmethod
     def INPUT_TYPES(cls):
-        fmt = get_option(ExportConfig, "format")
-        return {"required": {
+        return sc.merge({"required": {
             "model": ("PIX2PIX_MODEL",),
             "name": ("STRING", {"default": "pix2pix_model",
                                 "tooltip": "Relative name inside output/pix2pix; the format's extension is added."}),
-            "format": (list(fmt.choices), {"default": fmt.default, "tooltip": fmt.help}),
-        }}
+        }}, sc.inputs(ExportConfig))
 
-    def export(self, model, name="pix2pix_model", format=None):
+    def export(self, model, name="pix2pix_model", **settings):
         from napari_pix2pix.export import export_model
 
-        config = ExportConfig(format=format or ExportConfig().format)  # checks the choice
+        config = ExportConfig(**sc.values(ExportConfig, settings))  # checks the choice
         if not hasattr(model, "generator"):
             raise ConfigError("the model input is not a Pix2Pix model.", "connect a Load/Train Pix2Pix Model output.")
         path = export_path(name, config.format)
