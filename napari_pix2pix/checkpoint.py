@@ -452,4 +452,17 @@ def load_state(module, state: dict, what: str, path: str | os.PathLike) -> None:
         raise ModelFileError(f"{Path(path).name}: the {what} weights do not fit the architecture "
                              f"({key_mismatch(missing, unexpected, wrong)}).",
                              "check the architecture options (generator, norm, ngf, channels) match the file.")
+    import torch
+
+    kinds = [f"{k} {state[k].dtype} vs {own[k].dtype}" for k in sorted(own)
+             if state[k].is_floating_point() != own[k].is_floating_point()]
+    if kinds:
+        raise ModelFileError(f"{Path(path).name}: the {what} tensors have the wrong data types "
+                             f"({', '.join(kinds[:4])}{' ...' if len(kinds) > 4 else ''}).",
+                             "the file is damaged; use another checkpoint.")
+    bad = [k for k in sorted(state) if state[k].is_floating_point() and not bool(torch.isfinite(state[k]).all())]
+    if bad:
+        raise ModelFileError(f"{Path(path).name}: the {what} tensor {bad[0]} holds NaN or infinite values"
+                             + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "") + ".",
+                             "the checkpoint is broken (training diverged); use an earlier one.")
     module.load_state_dict(state)
