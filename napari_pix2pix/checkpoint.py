@@ -178,6 +178,44 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint, *, fallback: bool
         raise WriteError(f"{exc.problem} No fallback file could be written either.", exc.fix, exc.errno) from exc
 
 
+def checkpoint_bytes(model, training: bool = True) -> int:
+    """About how many bytes a model file of ``model`` (a ModelConfig) takes: the weights and
+    buffers of both networks, times three with Adam's two moments when ``training``, plus
+    room for the metadata. Computed on the meta device (allocates nothing)."""
+    weights = sum(limits.state_bytes(limits.expected_state(model, what)) for what in ("generator", "discriminator"))
+    return weights * (3 if training else 1) + (2 << 20)
+
+
+def preflight_training(model, out=None, checkpoint_dir=None) -> int:
+    """Before the first step: check that ``out`` and ``checkpoint_dir`` (its ``last`` and ``best``
+    files) can be written and that their disks have room for the checkpoints. Raises
+    :class:`~napari_pix2pix.paths.WriteError` (Problem/Fix). Returns the bytes one checkpoint takes."""
+    from .paths import preflight
+
+    need = checkpoint_bytes(model)
+    targets = []
+    if checkpoint_dir:
+        targets += [(Path(checkpoint_dir) / "last.safetensors", "checkpoint"),
+                    (Path(checkpoint_dir) / "best.safetensors", "checkpoint")]
+    if out:
+        targets.append((Path(out), "model file"))
+    per_device: dict = {}
+    for path, what in targets:
+        preflight(path, 0, what)
+        try:
+            device = path.parent.stat().st_dev
+        except OSError:
+            device = None
+        per_device[device] = per_device.get(device, 0) + need
+    for path, what in targets:  # every file on one disk must fit together
+        try:
+            device = path.parent.stat().st_dev
+        except OSError:
+            device = None
+        preflight(path, per_device.get(device, need), what)
+    return need
+
+
 def _describe_foreign(head: bytes) -> str:
     if head.startswith(b"\x89PNG"):
         return "it is a PNG image"
@@ -223,9 +261,10 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
                 raise ModelFileError(f"{path.name} is not a model file: it is only {size} bytes long.", _FIX_FILE)
             (n,) = struct.unpack("<Q", head)
             if n > limits.MAX_HEADER_BYTES or n + 8 > size:
-                what = (_describe_foreign(head) if n > 2**40 else
-                        f"its header claims {n:,} bytes, more than the limit of {limits.MAX_HEADER_BYTES:,}"
-                        if n > limits.MAX_HEADER_BYTES else "it is truncated or not safetensors")
+                what = _describe_foreign(head)
+                if what == "its header is not safetensors" and n <= 2**40:
+                    what = (f"its header claims {n:,} bytes, more than the limit of {limits.MAX_HEADER_BYTES:,}"
+                            if n > limits.MAX_HEADER_BYTES else "it is truncated or not safetensors")
                 raise ModelFileError(f"{path.name} is not a usable model file: {what}.", _FIX_FILE)
             raw = fh.read(n)
     except OSError as exc:
@@ -381,8 +420,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Check
         model = ModelConfig.from_dict(_json(metadata, "model", path, dict, {}))
         training = _json(metadata, "training", path, dict)
         training = TrainConfig.from_dict(training) if training is not None else None
+    except ModelFileError:
+        raise
     except (ConfigError, TypeError, ValueError) as exc:
-        text = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+        text = getattr(exc, "problem", None) or str(exc)
+        text = text.splitlines()[0][:200] if text else exc.__class__.__name__
         raise ModelFileError(f"{path.name} has an invalid configuration: {text}",
                              "the file is damaged or from an incompatible version.") from None
     step = metadata.get("step", "0")

@@ -122,8 +122,12 @@ def _progress_bar(total: int, desc: str, initial: int = 0, quiet: bool = False):
 
 
 def cmd_train(args, parser) -> int:
+    from .checkpoint import preflight_training
+    from .paths import check_output
     from .training import FinishedEvent, SavedEvent, StepEvent, Trainer
 
+    check_output(args.out, [args.source, args.target], args.overwrite, overwrite_setting="--overwrite",
+                 suffixes=(".safetensors",), what="model file --out")
     dataset = load_dataset(args, parser)
     train_set, val_set = dataset.split(args.validation, seed=args.seed) if args.validation else (dataset, None)
     model = ModelConfig(generator=args.generator, in_channels=dataset.in_channels,
@@ -138,6 +142,7 @@ def cmd_train(args, parser) -> int:
                          checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
                          validate_every=args.validate_every if val_set is not None else 0,
                          preview_every=0, log_every=args.log_every)
+    preflight_training(model, args.out, args.checkpoint_dir)  # before any step: writable, room for it
     trainer = Trainer(model, config, train_set, val_dataset=val_set, out=args.out, resume=args.resume)
     bar = _progress_bar(config.steps, "train", initial=trainer.step, quiet=args.quiet)
     last = None
@@ -182,16 +187,19 @@ def cmd_translate(args, parser) -> int:
 
     config = TileConfig(tile=args.tile, overlap=args.overlap, mode=args.mode, batch_size=args.tile_batch,
                         device=args.device, precision=args.precision, seed=args.seed)
-    model = Pix2PixModel.load(args.model, device=config.device)
+    from .paths import check_output, preflight
+
     src, dst = Path(args.input), Path(args.output)
     files = _inputs(src)
-    if src.is_dir():
-        dst.mkdir(parents=True, exist_ok=True)
-    for f in files:
+    targets = [dst / (f.stem + (args.suffix or f.suffix)) if src.is_dir() else dst for f in files]
+    for f, target in zip(files, targets):  # before any work: never replace an input, or a file unasked
+        check_output(target, [f, args.model], args.overwrite, overwrite_setting="--overwrite")
+    preflight(targets[0], sum(f.stat().st_size for f in files), "output")
+    model = Pix2PixModel.load(args.model, device=config.device)
+    for f, target in zip(files, targets):
         image = read_image(f)
         out = translate(model, image, config=config, output_dtype=args.output_dtype,
                         channel_axis=args.channel_axis)
-        target = dst / (f.stem + (args.suffix or f.suffix)) if src.is_dir() else dst
         write_image(target, out)
         if not args.quiet:
             print(f"{f} -> {target} {out.shape} {out.dtype}")
@@ -237,8 +245,11 @@ def cmd_demo(args, parser) -> int:
 
 
 def cmd_import(args, parser) -> int:
+    from .paths import check_output
     from .reference import import_reference
 
+    check_output(args.out, [args.checkpoint, args.discriminator], args.overwrite, overwrite_setting="--overwrite",
+                 suffixes=(".safetensors",), what="model file --out")
     result = import_reference(args.checkpoint, args.out, generator=args.generator, norm=args.norm, ngf=args.ngf,
                               in_channels=args.in_channels, out_channels=args.out_channels,
                               dropout=False if args.no_dropout else None, discriminator=args.discriminator,
@@ -273,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a paired source")
     _add_source_options(p)
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--steps", type=int, default=_DEFAULT_TRAIN.steps)
     p.add_argument("--decay-steps", type=int, default=None, help="linear-decay steps at the end (default half)")
     p.add_argument("--generator", default=_DEFAULT_MODEL.generator,
@@ -320,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dtype", default="input", help="input (default), target, or a dtype such as float32")
     p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the input (default: detect)")
     p.add_argument("--suffix", help="output file extension for folders (default: the input's)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_translate)
 
@@ -337,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="convert a reference pix2pix checkpoint (*_net_G.pth) to a model file")
     p.add_argument("checkpoint", help="generator state_dict saved by pytorch-CycleGAN-and-pix2pix (*_net_G.pth)")
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--discriminator", metavar="D.pth", help="also import its discriminator (*_net_D.pth)")
     p.add_argument("--generator", help=f"one of {', '.join(GENERATOR_CHOICES)} (default: read from the file)")
     p.add_argument("--norm", choices=("batch", "instance"), help="default: read from the file")
@@ -377,6 +391,11 @@ def main(argv=None) -> int:
         return args.func(args, parser)
     except Pix2PixError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file the engine did not wrap: still one line, with a fix
+        from .paths import write_error
+
+        print(f"error: {one_line(write_error(exc, exc.filename or '?', 'file', 'use'))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ Every dataclass validates itself in ``__post_init__`` and round-trips through
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -42,6 +43,14 @@ def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
     if value is None or (value < 0 if allow_zero else value <= 0):
         raise ConfigError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'}.",
                           f"pass a {'non-negative' if allow_zero else 'positive'} {name}.")
+
+
+def _check_finite(obj) -> None:
+    """Refuse NaN/inf in any float field (``nan <= 0`` is False, so range checks alone let it through)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{f.name}={value!r} is not a finite number.", f"pass a finite {f.name}.")
 
 
 class _Serialisable:
@@ -103,6 +112,7 @@ class ModelConfig(_Serialisable):
     discriminator_layers: int = 3
 
     def __post_init__(self):
+        _check_finite(self)
         if unet_depth(self.generator) is None and self.generator not in GENERATOR_CHOICES:
             _check_choice("generator", self.generator, GENERATOR_CHOICES)
         _check_choice("norm", self.norm, NORM_CHOICES)
@@ -114,6 +124,9 @@ class ModelConfig(_Serialisable):
         if self.discriminator == "patch" and not 1 <= int(self.discriminator_layers) <= 5:
             raise ConfigError(f"discriminator_layers={self.discriminator_layers} is outside 1..5.",
                               "use 1 (16x16), 2 (34), 3 (70, the paper's), 4 (142) or 5 (286).")
+        from .limits import check_architecture
+
+        check_architecture(self)  # ngf/ndf, channels and U-Net depth within sane bounds
 
     @property
     def size_multiple(self) -> int:
@@ -138,6 +151,7 @@ class AugmentConfig(_Serialisable):
     intensity: bool = False
 
     def __post_init__(self):
+        _check_finite(self)
         if self.jitter_scale < 1:
             raise ConfigError(f"jitter_scale={self.jitter_scale} is below 1.", "use 1.0 (off) or more, e.g. 286/256.")
 
@@ -158,6 +172,7 @@ class NormConfig(_Serialisable):
     label_encoding: str = "binary"
 
     def __post_init__(self):
+        _check_finite(self)
         _check_choice("normalization mode", self.mode, NORM_MODE_CHOICES)
         _check_choice("label_encoding", self.label_encoding, LABEL_ENCODING_CHOICES)
         if self.mode in ("percentile", "fixed") and not self.low < self.high:
@@ -190,6 +205,7 @@ class DataConfig(_Serialisable):
     foreground_bias: float = 0.0
 
     def __post_init__(self):
+        _check_finite(self)
         _check_choice("direction", self.direction, DIRECTION_CHOICES)
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError(f"validation_fraction={self.validation_fraction} is outside [0, 1).",
@@ -237,6 +253,7 @@ class TrainConfig(_Serialisable):
     best_metric: str = "PSNR"
 
     def __post_init__(self):
+        _check_finite(self)
         _check_choice("gan_mode", self.gan_mode, GAN_MODE_CHOICES)
         _check_choice("device", self.device, DEVICE_CHOICES)
         _check_choice("precision", self.precision, PRECISION_CHOICES)
@@ -290,6 +307,7 @@ class TileConfig(_Serialisable):
     seed: int | None = None
 
     def __post_init__(self):
+        _check_finite(self)
         _check_choice("mode", self.mode, TEST_MODE_CHOICES)
         _check_choice("device", self.device, DEVICE_CHOICES)
         _check_choice("precision", self.precision, PRECISION_CHOICES)

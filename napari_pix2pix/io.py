@@ -22,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import struct
+import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError, ImageReadError, InputError
-from .limits import check_pixels, max_pixels
+from .limits import check_pixels
 
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
 
@@ -146,6 +147,9 @@ def _read_png16_colour(path: Path, width: int, height: int, channels: int) -> np
     return arr
 
 
+_PIL_LOCK = threading.Lock()
+
+
 def _read_pil(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -155,16 +159,16 @@ def _read_pil(path: Path) -> np.ndarray:
         channels = 3 if ctype == 2 else 4
         check_pixels((height, width, channels), path.name, 2)
         return _read_png16_colour(path, width, height, channels)
-    limit = max_pixels()
-    with Image.open(path) as im:  # reads the header only
-        width, height = im.size
-        check_pixels((height, width, len(im.getbands())), path.name, 1)
-        old = Image.MAX_IMAGE_PIXELS  # Pillow's own bomb check; ours (just done) replaces it
-        Image.MAX_IMAGE_PIXELS = None if old is None else max(old, limit)
+    with _PIL_LOCK:  # Pillow's own bomb check (a global) gives way to ours, made from the header
+        old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            im.load()
+            im = Image.open(path)  # reads the header only
         finally:
             Image.MAX_IMAGE_PIXELS = old
+    with im:
+        width, height = im.size
+        check_pixels((height, width, len(im.getbands())), path.name, 1)
+        im.load()
         mode = im.mode
         if mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")

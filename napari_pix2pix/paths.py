@@ -77,15 +77,16 @@ _REASONS = {
 }
 
 
-def write_error(exc: OSError, path, what: str = "file") -> WriteError:
-    """A :class:`WriteError` (Problem/Fix, one line) for an OSError met while writing ``path``."""
+def write_error(exc: OSError, path, what: str = "file", action: str = "write") -> WriteError:
+    """A :class:`WriteError` (Problem/Fix, one line) for an OSError met while writing ``path``
+    (``action``: the verb shown, e.g. ``read`` or ``use``)."""
     if isinstance(exc, WriteError):
         return exc
     code = getattr(exc, "errno", None)
     reason, fix = _REASONS.get(code, (exc.strerror or str(exc) or exc.__class__.__name__,
                                       "check the path, the free space and the permissions, or choose "
                                       "another folder"))
-    return WriteError(f"cannot write the {what} {str(path)!r}: {reason}.", f"{fix}.", code)
+    return WriteError(f"cannot {action} the {what} {str(path)!r}: {reason}.", f"{fix}.", code)
 
 
 # ---------------------------------------------------------------------------- output policy

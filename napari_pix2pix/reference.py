@@ -62,6 +62,11 @@ def _sniff(path: Path) -> None:
         raise ModelFileError(f"{str(path)!r} is not a file.", _FIX_FILE)
     with open(path, "rb") as fh:
         head = fh.read(16)
+    if path.suffix.lower() == ".safetensors":  # torch.load would hand such a name to safetensors
+        what = _describe_foreign(head)
+        what = ("it is a safetensors file (napari-pix2pix model files need no import: open them directly)"
+                if what == "its header is not safetensors" else f"it is named .safetensors but {what[3:]}")
+        raise ModelFileError(f"{path.name} cannot be imported: {what}.", _FIX_FILE)
     if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
         return  # zip-format torch file (torch >= 1.6) or a legacy pickle-format one
     if len(head) < 8:
