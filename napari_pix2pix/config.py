@@ -46,11 +46,15 @@ def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
 
 
 def _check_finite(obj) -> None:
-    """Refuse NaN/inf in any float field (``nan <= 0`` is False, so range checks alone let it through)."""
+    """Refuse NaN/inf in any float field (``nan <= 0`` is False, so range checks alone let it
+    through), then check every schema-annotated field against its choices/pattern/range."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{f.name}={value!r} is not a finite number.", f"pass a finite {f.name}.")
+    from .schema import check
+
+    check(obj)
 
 
 class _Serialisable:

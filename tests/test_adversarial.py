@@ -464,7 +464,7 @@ def test_preflight_refuses_unwritable_outputs_before_training(tmp_path, capsys, 
 
 
 # ------------------------------------------------------------------------- small checks
-def test_float_options_reject_nan_and_inf(capsys):
+def test_float_options_reject_nan_and_inf(tmp_path, capsys):
     from napari_pix2pix import cli
     from napari_pix2pix.config import AugmentConfig, ConfigError, TrainConfig
 
@@ -474,8 +474,9 @@ def test_float_options_reject_nan_and_inf(capsys):
             TrainConfig(**kw)
     with pytest.raises(ConfigError, match="finite"):
         AugmentConfig(jitter_scale=math.inf)
-    assert cli.main(["train", "--source", "x.tif", "--target", "y.tif", "--out", "m.safetensors", "--lr", "nan"]) == 1
-    assert "finite" in capsys.readouterr().err
+    a, b = _pair(tmp_path)
+    assert _train(a, b, tmp_path / "m.safetensors", "--lr", "nan") == 1
+    assert "finite" in capsys.readouterr().err and not (tmp_path / "m.safetensors").exists()
 
 
 def test_json_depth_limit_without_recursion():
