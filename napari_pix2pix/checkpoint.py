@@ -372,7 +372,7 @@ def check_entries(entries: dict, model, path: Path, size: int) -> None:
             params = sum(math.prod(s) for _, s in expected.values())
             raise ModelFileError(
                 f"{path.name}: its metadata describes a {what} of {params:,} parameters ({need / 2**20:.1f} MiB), "
-                f"but the file holds only {size / 2**20:.1f} MiB.", _FIX_DAMAGED)
+                f"but the file holds only {size:,} bytes.", _FIX_DAMAGED)
         missing = sorted(set(expected) - set(found))
         unexpected = sorted(set(found) - set(expected))
         wrong = [f"{k} {tuple(found[k]['shape'])} vs {expected[k][1]}" for k in sorted(set(found) & set(expected))
@@ -386,6 +386,31 @@ def check_entries(entries: dict, model, path: Path, size: int) -> None:
         if dtypes:
             raise ModelFileError(f"{path.name}: the {what} tensors have the wrong data types "
                                  f"({', '.join(dtypes[:4])}{' ...' if len(dtypes) > 4 else ''}).", _FIX_DAMAGED)
+        _check_optimizer(entries, "optimizer_g" if what == "generator" else "optimizer_d",
+                         limits.parameter_shapes(model, what), path)
+    for name, entry in entries.items():
+        if name.startswith("rng/") and (entry["dtype"] != "U8" or len(entry["shape"]) != 1
+                                        or entry["shape"][0] > 1 << 20):
+            raise ModelFileError(f"{path.name}: random-number state {name} is not a small byte vector "
+                                 f"({entry['dtype']} {entry['shape'][:4]}).", _FIX_DAMAGED)
+
+
+def _check_optimizer(entries: dict, prefix: str, shapes: list, path: Path) -> None:
+    """Adam's state: ``<prefix>/<i>/exp_avg|exp_avg_sq`` shaped like parameter ``i``, ``step`` a scalar."""
+    for name, entry in entries.items():
+        if not name.startswith(prefix + "/"):
+            continue
+        parts = name.split("/")
+        ok = len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(shapes)
+        if ok and parts[2] in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            ok = tuple(entry["shape"]) == shapes[int(parts[1])] and entry["dtype"] == "F32"
+        elif ok and parts[2] == "step":
+            ok = len(entry["shape"]) <= 1 and math.prod(entry["shape"]) == 1
+        else:
+            ok = False
+        if not ok:
+            raise ModelFileError(f"{path.name}: optimizer tensor {name} ({entry['dtype']} {entry['shape'][:4]}) "
+                                 "does not fit the architecture.", _FIX_DAMAGED)
 
 
 def _st_dtype(dtype) -> str:

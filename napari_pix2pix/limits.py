@@ -155,3 +155,16 @@ def expected_state(config, what: str) -> dict:
 def state_bytes(expected: dict) -> int:
     """Bytes the tensors of :func:`expected_state` take."""
     return sum(math.prod(shape) * dtype.itemsize for dtype, shape in expected.values())
+
+
+def parameter_shapes(config, what: str) -> list[tuple]:
+    """Shapes of the parameters (the optimizer's order) of the generator or discriminator, on the
+    meta device."""
+    import torch
+
+    from .models import build_discriminator, build_generator
+
+    build = build_generator if what == "generator" else build_discriminator
+    with torch.device("meta"):
+        net = build(config, init=False)
+    return [tuple(p.shape) for p in net.parameters()]

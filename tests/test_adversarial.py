@@ -144,6 +144,11 @@ def make_cases(root: Path) -> dict:
          "NaN or infinite")
     info("dtype F32 relabelled I32", _rewrite(real, root / "i32.safetensors", header={w: {"dtype": "I32"}}),
          "wrong data types")
+    info("optimizer state of the wrong shape",
+         _rewrite(real, root / "adam.safetensors", meta={"optimizer_g_groups": "[]"},
+                  tensors={"optimizer_g/0/exp_avg": torch.zeros(1000)}), "optimizer tensor")
+    info("rng state not bytes", _rewrite(real, root / "rng.safetensors", tensors={"rng/torch": torch.zeros(9)}),
+         "random-number state")
     info("a folder as model", root, "is a folder")
     # -- pickles where safetensors is expected
     import pickle
@@ -256,7 +261,8 @@ def adversarial_results(tmp_path_factory):
 CASE_NAMES = ["metadata ngf=600", "metadata ngf=1000", "metadata ngf=1000000", "unet_2^40", "unet_2^2000",
               "17 MiB header", "25k empty tensors", "nested header", "nested metadata", "training not JSON",
               "training a string", "norm_a a string", "one-hot n_classes 10^7", "NaN normalisation", "step huge",
-              "history a dict", "NaN generator weight", "dtype F32 relabelled I32", "a folder as model",
+              "history a dict", "NaN generator weight", "dtype F32 relabelled I32", "optimizer state of the wrong shape",
+              "rng state not bytes", "a folder as model",
               "pickle named .safetensors", "import a pickle named .safetensors", "stride-0 .pth",
               "16-bit RGB PNG 20000^2", "8-bit PNG 40000^2", "zlib TIFF 51200^2", "npy 60000^2", "5-D translate",
               "5-D pair"]
