@@ -30,7 +30,7 @@ MAX_HEADER_BYTES = 16 * 1024 * 1024
 MAX_TENSORS = 20_000
 #: architecture bounds (inclusive)
 MAX_FEATURES = 1024       # ngf, ndf
-MAX_CHANNELS = 1024       # in_channels, out_channels (one-hot labels included)
+MAX_CHANNELS = 4096       # in_channels, out_channels (one-hot labels included; the schema's range)
 MAX_UNET_DEPTH = 14       # unet_16384
 #: dimensions of an image besides channels: at most [T, Z, Y, X]
 MAX_IMAGE_DIMS = 4
