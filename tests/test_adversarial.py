@@ -481,7 +481,9 @@ def test_float_options_reject_nan_and_inf(tmp_path, capsys):
     with pytest.raises(ConfigError, match="finite"):
         AugmentConfig(jitter_scale=math.inf)
     a, b = _pair(tmp_path)
-    assert _train(a, b, tmp_path / "m.safetensors", "--lr", "nan") == 1
+    with pytest.raises(SystemExit) as exit_:  # a usage error, before any data is read
+        _train(a, b, tmp_path / "m.safetensors", "--lr", "nan")
+    assert exit_.value.code == 2
     assert "finite" in capsys.readouterr().err and not (tmp_path / "m.safetensors").exists()
 
 
