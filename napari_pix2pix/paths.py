@@ -20,8 +20,8 @@ class WriteError(Pix2PixError, OSError):
     way). Also an :class:`OSError`, so code that catches those still does."""
 
     def __init__(self, problem: str, fix: str | None = None, errno_: int | None = None,
-                 fallback: Path | None = None):
-        Pix2PixError.__init__(self, problem, fix)
+                 fallback: Path | None = None, *, setting: str | None = None):
+        Pix2PixError.__init__(self, problem, fix, setting=setting)
         self.errno = errno_
         self.fallback = fallback
 
