@@ -1,7 +1,7 @@
 """Command line: ``python -m napari_pix2pix`` or ``napari-pix2pix``.
 
 Subcommands: ``pair`` (validate and describe a paired source), ``train``, ``translate``,
-``evaluate``, ``info``, ``import``, ``demo``. Exit codes: 0 success, 1 bad input (one-line
+``evaluate``, ``info``, ``import``, ``demo``, ``export``. Exit codes: 0 success, 1 bad input (one-line
 message), 2 usage error (argparse).
 
 The CLI is a face: its options are generated from the schema (:mod:`napari_pix2pix.schema`,
@@ -462,11 +462,9 @@ def _inputs(path: Path) -> list[Path]:
 
 
 def cmd_translate(args, parser) -> int:
-    from .inference import translate
     from .io import read_image, write_image
-    from .model import Pix2PixModel
-
     from .paths import check_output, preflight
+    from .predict import Predictor
 
     config = TileConfig(**schema_values(TileConfig, args))
     src, dst = Path(args.input), Path(args.output)
@@ -475,11 +473,10 @@ def cmd_translate(args, parser) -> int:
     for f, target in zip(files, targets):  # before any work: never replace an input, or a file unasked
         check_output(target, [f, args.model], args.overwrite, overwrite_setting="--overwrite")
     preflight(targets[0], sum(f.stat().st_size for f in files), "output")
-    model = Pix2PixModel.load(args.model, device=config.device)
+    predictor = Predictor.load(args.model, config=config)  # backend: config.backend (auto: by the file)
     for f, target in zip(files, targets):
         image = read_image(f)
-        out = translate(model, image, config=config, output_dtype=config.output_dtype,
-                        channel_axis=args.channel_axis)
+        out = predictor.predict(image, output_dtype=config.output_dtype, channel_axis=args.channel_axis)
         write_image(target, out)
         if not args.quiet:
             print(f"{f} -> {target} {out.shape} {out.dtype}")
@@ -567,6 +564,17 @@ def cmd_import(args, parser) -> int:
     return 0
 
 
+def cmd_export(args, parser) -> int:
+    from .config import ExportConfig
+    from .export import export_model
+
+    result = export_model(args.model, args.out, config=ExportConfig(**schema_values(ExportConfig, args)))
+    if not args.quiet:
+        parity = ", ".join(f"{k}: {v:.2g}" for k, v in (result.parity or {}).items())
+        print(f"wrote {result.path}" + (f" (measured max |difference| {parity})" if parity else ""))
+    return 0
+
+
 def cmd_evaluate(args, parser) -> int:
     from .evaluate import evaluate
 
@@ -641,7 +649,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", metavar="PATH", help="write the contact sheet (input | output | target | error) "
                    "to this PNG")
     p.add_argument("--sheet-rows", type=int, default=8, help="images on the contact sheet")
-    add_schema_options(p, TileConfig, title="inference", exclude=("output_dtype",))
+    add_schema_options(p, TileConfig, title="inference", exclude=("output_dtype", "backend"))
+
+    from .config import ExportConfig
+
+    p = _subparser(sub, "export", "write a model as ONNX or as a bioimage.io package, to use it elsewhere",
+                   cmd_export)
+    p.add_argument("model", help="model file (.safetensors)")
+    p.add_argument("--out", required=True, help="output: model.onnx, or a folder / .zip for bioimageio")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_schema_options(p, ExportConfig, title="export")
 
     p = _subparser(sub, "info", "describe a model file", cmd_info)
     p.add_argument("model", help="model file (.safetensors)")

@@ -37,6 +37,8 @@ LABEL_ENCODING_CHOICES = ("binary", "onehot", "scaled")
 DIRECTION_CHOICES = ("AtoB", "BtoA")
 OUTPUT_DTYPE_CHOICES = ("target", "input", "uint8", "uint16", "int32", "float32")
 OUTPUT_DTYPE_PATTERN = r"u?int(8|16|32|64)|float(16|32|64)"
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
+EXPORT_FORMATS = ("onnx", "bioimageio")
 # validation metric -> +1 when higher is better, -1 when lower is better
 BEST_METRIC_DIRECTIONS = {"PSNR": 1, "SSIM": 1, "L1": -1, "Dice": 1, "IoU": 1}
 
@@ -339,6 +341,9 @@ class TileConfig(_Serialisable):
                                faces=("cli", "napari"),
                                help="output type: target (the dtype and value range the model was trained "
                                     "to produce), input (the image's) or a dtype such as float32")
+    backend: str = option("auto", choices=BACKEND_CHOICES, level="advanced", faces=("cli",),
+                          help="what runs the network: auto (by the model file: .onnx on onnxruntime, "
+                               ".safetensors on torch), torch or onnxruntime (no torch needed)")
 
     def __post_init__(self):
         check(self)
@@ -347,6 +352,25 @@ class TileConfig(_Serialisable):
             raise ConfigError(f"`overlap`={self.overlap} is too large for `tile`={self.tile}.",
                               "use an `overlap` below half the `tile` size, e.g. `tile` 512 with `overlap` 64.",
                               setting="overlap")
+
+
+@dataclass
+class ExportConfig(_Serialisable):
+    """How a model is written for use elsewhere (see :mod:`napari_pix2pix.export`).
+
+    ``format``: ``onnx`` (one .onnx file, eval-mode graph with dynamic batch/height/width) or
+    ``bioimageio`` (a bioimage.io model package: a folder, or a .zip). ``opset``: the ONNX opset.
+    """
+
+    format: str = option("onnx", choices=EXPORT_FORMATS, faces=("cli", "nodes"),
+                         help="onnx (a .onnx file for onnxruntime and other runtimes) or bioimageio "
+                              "(a model package for Fiji/deepImageJ, ilastik, QuPath: a folder or .zip)")
+    opset: int = option(17, range=(13, 21), level="advanced", faces=("cli",),
+                        help="ONNX opset version of the exported graph")
+
+    def __post_init__(self):
+        check(self)
+        _check_int(self, "opset")
 
 
 _SUBCONFIGS = {
