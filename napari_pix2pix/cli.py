@@ -385,8 +385,12 @@ def dataset_has_validation(args) -> bool:
 
 
 def cmd_train(args, parser, argv=()) -> int:
+    from .checkpoint import preflight_training
+    from .paths import check_output
     from .training import FinishedEvent, SavedEvent, SpeedEvent, StepEvent, Trainer, ValidationEvent
 
+    check_output(args.out, [args.source, args.target], args.overwrite, overwrite_setting="--overwrite",
+                 suffixes=(".safetensors",), what="model file --out")
     say = _say(args.quiet)
     dataset = load_dataset(args, parser, say=say)
     model, config, preset = _train_configs(args, parser, argv, dataset)
@@ -401,6 +405,7 @@ def cmd_train(args, parser, argv=()) -> int:
 
         est = estimate_duration(model, config, device=config.device, steps=config.steps, dataset=train_set)
         say(f"estimated duration: {est.text}")
+    preflight_training(model, args.out, config.checkpoint_dir)  # before any step: writable, room for it
     trainer = Trainer(model, config, train_set, val_dataset=val_set, out=args.out, resume=args.resume)
     bar = _progress_bar(config.steps, "train", initial=trainer.step, quiet=args.quiet)
     last, saved = None, []
@@ -463,6 +468,7 @@ def _inputs(path: Path) -> list[Path]:
 
 def cmd_translate(args, parser) -> int:
     from .io import read_image, write_image
+    from .paths import check_output, preflight
     from .predict import Predictor
 
     config = TileConfig(**schema_values(TileConfig, args))
@@ -470,15 +476,16 @@ def cmd_translate(args, parser) -> int:
         from .threads import apply_threads, choose_threads
 
         apply_threads(choose_threads(config.threads))
-    predictor = Predictor.load(args.model, config=config)  # backend: config.backend (auto: by the file)
     src, dst = Path(args.input), Path(args.output)
     files = _inputs(src)
-    if src.is_dir():
-        dst.mkdir(parents=True, exist_ok=True)
-    for f in files:
+    targets = [dst / (f.stem + (args.suffix or f.suffix)) if src.is_dir() else dst for f in files]
+    for f, target in zip(files, targets):  # before any work: never replace an input, or a file unasked
+        check_output(target, [f, args.model], args.overwrite, overwrite_setting="--overwrite")
+    preflight(targets[0], sum(f.stat().st_size for f in files), "output")
+    predictor = Predictor.load(args.model, config=config)  # backend: config.backend (auto: by the file)
+    for f, target in zip(files, targets):
         image = read_image(f)
         out = predictor.predict(image, output_dtype=config.output_dtype, channel_axis=args.channel_axis)
-        target = dst / (f.stem + (args.suffix or f.suffix)) if src.is_dir() else dst
         write_image(target, out)
         if not args.quiet:
             print(f"{f} -> {target} {out.shape} {out.dtype}")
@@ -547,8 +554,11 @@ def cmd_demo(args, parser) -> int:
 
 
 def cmd_import(args, parser) -> int:
+    from .paths import check_output
     from .reference import import_reference
 
+    check_output(args.out, [args.checkpoint, args.discriminator], args.overwrite, overwrite_setting="--overwrite",
+                 suffixes=(".safetensors",), what="model file --out")
     result = import_reference(args.checkpoint, args.out, generator=args.generator, norm=args.norm, ngf=args.ngf,
                               in_channels=args.in_channels, out_channels=args.out_channels,
                               dropout=False if args.no_dropout else None, discriminator=args.discriminator,
@@ -612,6 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subparser(sub, "train", "train a model on a paired source", cmd_train)
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--preset", choices=("auto",) + tuple(PRESETS), default="auto",
                    help="named settings, overridden by the flags given: "
                         + "; ".join(f"{k}: {v.help}" for k, v in PRESETS.items())
@@ -632,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel-axis", type=int, default=None,
                    help="channel axis of the input (default: detect; the last axis for RGB)")
     p.add_argument("--suffix", help="output file extension for folders (default: the input's)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     add_schema_options(p, TileConfig, title="inference")
 
@@ -672,6 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subparser(sub, "import", "convert a reference pix2pix checkpoint (*_net_G.pth) to a model file", cmd_import)
     p.add_argument("checkpoint", help="generator state_dict saved by pytorch-CycleGAN-and-pix2pix (*_net_G.pth)")
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--discriminator", metavar="D.pth", help="also import its discriminator (*_net_D.pth)")
     add_schema_option(p, generator, use_default=False, help=generator.help + " (default: read from the file)")
     p.add_argument("--norm", choices=tuple(c for c in norm.choices if c != "none"),
@@ -722,6 +735,11 @@ def main(argv=None) -> int:
         return 1
     except BrokenPipeError:
         return _quiet_broken_pipe()
+    except OSError as exc:  # a file the engine did not wrap: still one line, with a fix
+        from .paths import write_error
+
+        print(f"error: {one_line(write_error(exc, exc.filename or '?', 'file', 'use'))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -129,6 +129,9 @@ class ModelConfig(_Serialisable):
         check(self)
         _check_int(self, "in_channels", "out_channels", "ngf", "ndf", "discriminator_layers")
         unet_depth(self.generator)
+        from .limits import check_architecture
+
+        check_architecture(self)  # U-Net depth (and ngf/ndf, channels) within sane bounds
 
     @property
     def size_multiple(self) -> int:
