@@ -293,9 +293,10 @@ def export_bioimageio(model, out: str | os.PathLike, *, test_image=None, name: s
                                   f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
                                   "use a generator built by napari-pix2pix (unet_N, resnet_*blocks).") from None
             traced.save(str(work / "weights.pt"))
-        ts = torch.jit.load(str(work / "weights.pt"))
+        # the traced module in memory (this project loads no TorchScript file: it is a pickle-based
+        # format); bioimageio.core's model test reads the written file back
         with torch.no_grad():
-            parity["torchscript vs torch (model space)"] = float(np.abs(ts(example).numpy() - y_model).max())
+            parity["torchscript vs torch (model space)"] = float(np.abs(traced(example).numpy() - y_model).max())
         weights = {"torchscript": {"source": "weights.pt", "sha256": _sha256(work / "weights.pt"),
                                    "pytorch_version": torch.__version__.split("+")[0]}}
         if use_onnx:
