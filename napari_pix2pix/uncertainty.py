@@ -111,7 +111,7 @@ def blend_spread(shape: tuple[int, int], tile: int, overlap: int, size_multiple:
     :func:`~napari_pix2pix.inference.run_generator` blends (same geometry). Where tiles overlap,
     the blend of independent passes has a smaller spread than each tile by this factor; dividing
     the std by it removes the bands of low uncertainty the overlaps would otherwise draw."""
-    from .inference import _round_up, ramp, tile_starts
+    from .predict import _round_up, ramp, tile_starts
 
     h, w = shape
     if tile == 0 or (h <= tile and w <= tile):
