@@ -576,7 +576,7 @@ def cmd_evaluate(args, parser) -> int:
 # ------------------------------------------------------------------------------- parser
 def _subparser(sub, name: str, help: str, func):
     p = sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter, allow_abbrev=False)
-    p.set_defaults(func=func)
+    p.set_defaults(func=func, command_parser=p)
     return p
 
 
@@ -683,11 +683,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    command_parser = parser._subparsers._group_actions[0].choices[args.command]
     try:
         if args.func is cmd_train:
-            return cmd_train(args, command_parser, argv)
-        return args.func(args, command_parser)
+            return cmd_train(args, args.command_parser, argv)
+        return args.func(args, args.command_parser)
     except Pix2PixError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
