@@ -259,9 +259,12 @@ def load_dataset(args, parser, say=print):
 
         from .io import read_image
 
-        a, b = (np.moveaxis(read_image(p), args.channel_axis, -1) for p in (args.source, args.target))
-        return sources.from_arrays(a, b, config, rgb_a=a.shape[-1] > 1, rgb_b=b.shape[-1] > 1,
-                                   names=Path(args.source).stem)
+        def channels_last(path):  # a 2-D side has no channel axis to move
+            arr = read_image(path)
+            return (np.moveaxis(arr, args.channel_axis, -1), True) if arr.ndim >= 3 else (arr, False)
+
+        (a, rgb_a), (b, rgb_b) = channels_last(args.source), channels_last(args.target)
+        return sources.from_arrays(a, b, config, rgb_a=rgb_a, rgb_b=rgb_b, names=Path(args.source).stem)
     return sources.from_paths(args.source, args.target, config)
 
 

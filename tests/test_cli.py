@@ -192,3 +192,14 @@ def test_broken_pipe_exits_quietly(files):
     proc.stdout.close()  # the reader went away, as `| head -0` does
     err = proc.stderr.read().decode()
     assert proc.wait() == 0 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_channel_axis_with_two_files(tmp_path, capsys):
+    image, labels = nuclei_2d()
+    tifffile.imwrite(tmp_path / "a.tif", np.stack([image[:64, :64]] * 2))  # C, Y, X
+    tifffile.imwrite(tmp_path / "b.tif", labels[:64, :64])                  # Y, X
+    capsys.readouterr()
+    assert main(["pair", "--source", str(tmp_path / "a.tif"), "--target", str(tmp_path / "b.tif"),
+                 "--channel-axis", "0", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["pairs"] == 1 and d["a"]["channels"] == 2 and d["b"]["channels"] == 1
