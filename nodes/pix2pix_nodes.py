@@ -588,12 +588,13 @@ class Pix2PixTranslate:
     @node_errors("Pix2PixTranslate", TRANSLATE_RENAME)
     def translate(self, model, image, **settings):
         from napari_pix2pix.inference import translate
+        from napari_pix2pix.predict import clamp_tiling
 
         _image_model(model)
         x = _model_side(cv.image_to_numpy(image, "image"), model, "a", "the image", "the model")
         values = sc.values(TileConfig, settings, rename=TRANSLATE_RENAME)
         device = values.pop("device")
-        values["overlap"] = min(int(values["overlap"]), max(int(values["tile"]) // 2 - 1, 0))
+        values["tile"], values["overlap"] = clamp_tiling(values["tile"], values["overlap"])  # the one rule
         config = TileConfig(**values)
         bar = rt.progress_bar(1)
 
