@@ -267,9 +267,12 @@ def load_dataset(args, parser, say=print):
 
         from .io import read_image
 
-        a, b = (np.moveaxis(read_image(p), args.channel_axis, -1) for p in (args.source, args.target))
-        return sources.from_arrays(a, b, config, rgb_a=a.shape[-1] > 1, rgb_b=b.shape[-1] > 1,
-                                   names=Path(args.source).stem)
+        def channels_last(path):  # a 2-D side has no channel axis to move
+            arr = read_image(path)
+            return (np.moveaxis(arr, args.channel_axis, -1), True) if arr.ndim >= 3 else (arr, False)
+
+        (a, rgb_a), (b, rgb_b) = channels_last(args.source), channels_last(args.target)
+        return sources.from_arrays(a, b, config, rgb_a=rgb_a, rgb_b=rgb_b, names=Path(args.source).stem)
     return sources.from_paths(args.source, args.target, config)
 
 
@@ -640,7 +643,7 @@ def cmd_evaluate(args, parser) -> int:
 # ------------------------------------------------------------------------------- parser
 def _subparser(sub, name: str, help: str, func):
     p = sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter, allow_abbrev=False)
-    p.set_defaults(func=func)
+    p.set_defaults(func=func, command_parser=p)
     return p
 
 
@@ -765,11 +768,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    command_parser = parser._subparsers._group_actions[0].choices[args.command]
     try:
         if args.func is cmd_train:
-            return cmd_train(args, command_parser, argv)
-        return args.func(args, command_parser)
+            return cmd_train(args, args.command_parser, argv)
+        return args.func(args, args.command_parser)
     except Pix2PixError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
