@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import limits
-from .errors import ModelFileError, Pix2PixError
+from .errors import ModelFileError, TrainingError
 from .paths import WriteError, atomic_write, clean_stale_temp_files
 
 FORMAT = "napari-pix2pix"
@@ -44,7 +44,7 @@ _FIX_DAMAGED = "the file is damaged or was not written by napari-pix2pix; use an
 STALE_TEMP_SECONDS = 30.0
 
 
-class NonFiniteStateError(Pix2PixError, ValueError):
+class NonFiniteStateError(TrainingError, ValueError):
     """A save was refused because a weight, buffer or optimizer tensor is NaN or infinite."""
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import AugmentConfig, DataConfig, ModelConfig, NormConfig, TileConfig, TrainConfig
 from .errors import Pix2PixError
-from .schema import Option, accepts, check_value, get_option, options_of
+from .schema import Option, check_value, get_option, options_of
 
 FACE = "cli"
 MAX_DETECTED_CHANNELS = 8
@@ -497,7 +497,10 @@ def cmd_translate(args, parser) -> int:
     from .predict import Predictor
 
     config = TileConfig(**schema_values(TileConfig, args))
-    if config.device in ("cpu", "auto"):  # the engine's thread policy (the process ends with the command)
+    from .predict import resolve_backend
+
+    torch_backend = resolve_backend(args.model, config.backend) == "torch"
+    if torch_backend and config.device in ("cpu", "auto"):  # the thread policy (the process ends with the command)
         from .threads import apply_threads, choose_threads
 
         apply_threads(choose_threads(config.threads))

@@ -4,9 +4,9 @@
 
 from .events import (FinishedEvent, PreviewEvent, SavedEvent, SpeedEvent, StepEvent,  # noqa: F401
                      ValidationEvent)
-from .loop import Trainer, nonfinite_tensors  # noqa: F401
+from .loop import Trainer  # noqa: F401
 from .state import TrainState  # noqa: F401
 from .step import Step, autocast  # noqa: F401
 
 __all__ = ["Trainer", "TrainState", "Step", "StepEvent", "PreviewEvent", "ValidationEvent", "SavedEvent",
-           "SpeedEvent", "FinishedEvent", "nonfinite_tensors", "autocast"]
+           "SpeedEvent", "FinishedEvent", "autocast"]

@@ -29,7 +29,7 @@ from . import callbacks as cbs
 from . import distributed as dist
 from .events import LOSS_NAMES, FinishedEvent, SavedEvent, StepEvent
 from .saving import FIX
-from .saving import data_description, nonfinite_tensors, save_finite  # noqa: F401 - nonfinite_tensors re-exported
+from .saving import data_description, save_finite
 from .setup import build
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from ..errors import TrainingError
 
 FIX = ("lower the learning rate, check the data for NaN/inf or extreme values, try precision fp32, "
        "or set nan_policy='skip' to skip bad batches.")
@@ -27,27 +24,9 @@ def data_description(dataset) -> dict:
 
 
 def save_finite(path, ckpt) -> Path:
-    """Write ``ckpt`` atomically, or refuse (TrainingError naming the tensors) when any is NaN/inf."""
+    """Write ``ckpt`` atomically, or refuse when any tensor is NaN/inf (the one check lives in
+    :func:`~napari_pix2pix.checkpoint.save_checkpoint`: NonFiniteStateError, a TrainingError,
+    naming the tensors; the file on disk is left as it was)."""
     from ..checkpoint import save_checkpoint
 
-    bad = nonfinite_tensors(ckpt)
-    if bad:
-        raise TrainingError(f"not saving {Path(path).name} at step {ckpt.step}: {len(bad)} tensor(s) are NaN or "
-                            f"infinite ({', '.join(bad[:4])}); the file on disk was left as it was.", FIX)
     return save_checkpoint(path, ckpt)
-
-
-def nonfinite_tensors(ckpt) -> list[str]:
-    """Names of floating-point tensors in a checkpoint that hold NaN or inf."""
-    bad = []
-    parts = {"generator": ckpt.generator, "discriminator": ckpt.discriminator,
-             "generator_raw": getattr(ckpt, "generator_raw", {}) or {}}
-    for opt_name in ("optimizer_g", "optimizer_d"):
-        state = getattr(ckpt, opt_name) or {}
-        parts[opt_name] = {f"{i}/{k}": v for i, st in state.get("state", {}).items() for k, v in st.items()}
-    for prefix, tensors in parts.items():
-        for key, value in tensors.items():
-            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                bad.append(f"{prefix}/{key}")
-    return bad
-
