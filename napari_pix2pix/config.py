@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .schema import option
 
 GENERATOR_CHOICES = ("unet_256", "unet_128", "unet_64", "unet_32", "resnet_9blocks", "resnet_6blocks")
 DISCRIMINATOR_CHOICES = ("patch", "pixel", "image")
@@ -26,6 +27,9 @@ NAN_POLICY_CHOICES = ("stop", "skip")
 NORM_MODE_CHOICES = ("percentile", "fixed", "none", "labels")
 LABEL_ENCODING_CHOICES = ("binary", "onehot", "scaled")
 DIRECTION_CHOICES = ("AtoB", "BtoA")
+UPSAMPLE_CHOICES = ("transposed", "bilinear", "nearest")
+# what a model file without an ``upsample`` key was built with (files written before the option)
+LEGACY_UPSAMPLE = "transposed"
 # validation metric -> +1 when higher is better, -1 when lower is better
 BEST_METRIC_DIRECTIONS = {"PSNR": 1, "SSIM": 1, "L1": -1, "Dice": 1, "IoU": 1}
 
@@ -101,8 +105,22 @@ class ModelConfig(_Serialisable):
     unet_skips: bool = True
     discriminator: str = "patch"
     discriminator_layers: int = 3
+    upsample: str = option(
+        "transposed", choices=UPSAMPLE_CHOICES, level="advanced",
+        help="how the generator's decoder doubles the image size: 'transposed' (the paper's transposed "
+             "convolutions; needed for reference checkpoints) or resize-convolution, 'bilinear' or "
+             "'nearest' interpolation then a 3x3 convolution, which paints no checkerboard lattice")
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "ModelConfig":
+        """As :meth:`_Serialisable.from_dict`; a dict without ``upsample`` (a model file written
+        before the option existed) means the transposed convolutions it was built with."""
+        data = dict(data or {})
+        data.setdefault("upsample", LEGACY_UPSAMPLE)
+        return super().from_dict(data)
 
     def __post_init__(self):
+        _check_choice("upsample", self.upsample, UPSAMPLE_CHOICES)
         if unet_depth(self.generator) is None and self.generator not in GENERATOR_CHOICES:
             _check_choice("generator", self.generator, GENERATOR_CHOICES)
         _check_choice("norm", self.norm, NORM_CHOICES)

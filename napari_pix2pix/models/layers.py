@@ -22,6 +22,31 @@ def norm_has_bias(norm: str) -> bool:
     return norm != "batch"
 
 
+UPSAMPLE_MODES = ("transposed", "bilinear", "nearest")
+
+
+def make_upsample(mode: str, c_in: int, c_out: int, bias: bool, *, kernel: int = 4,
+                  output_padding: int = 0) -> list[nn.Module]:
+    """Layers that double the spatial size ``[B, c_in, H, W]`` -> ``[B, c_out, 2H, 2W]``.
+
+    ``transposed``: the paper's ``ConvTranspose2d`` (``kernel`` 4, padding 1 in the U-Net; 3 with
+    ``output_padding`` 1 in the ResNet). Its kernels overlap unevenly at stride 2, which can paint
+    a checkerboard / lattice. ``bilinear`` / ``nearest``: resize-convolution (Odena et al. 2016):
+    interpolate by 2, then a 3x3 convolution (zero padding 1); every output pixel is made the same
+    way, so no lattice is built in.
+    """
+    if mode == "transposed":
+        padding = 1
+        return [nn.ConvTranspose2d(c_in, c_out, kernel, 2, padding, output_padding=output_padding, bias=bias)]
+    if mode == "bilinear":
+        up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+    elif mode == "nearest":
+        up = nn.Upsample(scale_factor=2, mode="nearest")
+    else:
+        raise ValueError(f"unknown upsample {mode!r}")
+    return [up, nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias)]
+
+
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
     """The paper's initialisation: conv weights ~ N(0, gain), biases 0, norm scales ~ N(1, gain)."""
     for m in module.modules():
