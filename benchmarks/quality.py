@@ -329,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", nargs="+", choices=list(TASKS), default=["nuclei2d-m2i"])
     p.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=KEY_RECIPES + ["default"])
     p.add_argument("--steps", type=int, nargs="*", default=[300], help="equal-step budgets (e.g. 300 1000)")
-    p.add_argument("--wall", type=float, nargs="*", default=[], help="equal-wall-time budgets in seconds (e.g. 120 600)")
+    p.add_argument("--wall", type=float, nargs="*", default=[],
+                   help="equal-wall-time budgets in seconds (e.g. 120 600)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--generator", default="unet_128")
     p.add_argument("--ngf", type=int, default=16)
