@@ -358,7 +358,17 @@ def main(argv=None) -> dict:
 
     from benchmarks._common import machine_line
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(max(1, args.threads))
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args) -> dict:
+    from benchmarks._common import machine_line
+
     settings = dict(generator=args.generator, ngf=args.ngf, crop=args.crop, probe_steps=args.probe_steps)
     steps, wall = args.steps, args.wall
     if args.quick:
