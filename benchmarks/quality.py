@@ -177,17 +177,22 @@ def data_metrics(fake: np.ndarray, held, norm_b, labels: bool) -> dict:
         art.append(artefact_ratio(cont_out, cont_ref))
         sd = float(np.std(cont_ref))
         std.append(float(np.std(cont_out)) / sd if sd > 0 else float("nan"))
-    m = {"PSNR": float(np.mean(psnrs)), "SSIM": float(np.mean(ssims)), "Corr": float(np.nanmean(corr)),
-         "Artefact": float(np.nanmean(art)), "Std ratio": float(np.nanmean(std))}
+    def nanmean(v):
+        v = [x for x in v if x == x]
+        return float(np.mean(v)) if v else float("nan")
+
+    m = {"PSNR": float(np.mean(psnrs)), "SSIM": float(np.mean(ssims)), "Corr": nanmean(corr),
+         "Artefact": nanmean(art), "Std ratio": nanmean(std)}
     if labels:
         m["Dice"] = 1.0 if total == 0 else 2 * inter / total
         m["IoU"] = 1.0 if union == 0 else inter / union
     return m
 
 
-def baselines(train, held, labels: bool) -> dict:
+def baselines(train, held, labels: bool | None = None) -> dict:
     """{'mean': metrics, 'linear': metrics}: constant training-target mean; least-squares fit
     of every target channel on the model-space source channels (+1), fitted on the training rows."""
+    labels = bool(train.b_is_labels) if labels is None else labels
     cb = train.pairs[0].b.shape[0]
     bs = np.concatenate([p.b.reshape(cb, -1) for p in train.pairs], 1).astype(np.float64)
     ca = train.pairs[0].a.shape[0]
@@ -342,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--list", action="store_true", help="print the tasks and recipes and exit")
     p.add_argument("--out", help="folder for quality.md, runs.jsonl, results.json and contact sheets")
+    p.add_argument("--report", nargs="+", metavar="RUNS_JSONL",
+                   help="train nothing: merge these runs.jsonl files (of runs split over processes or "
+                        "machines), recompute the baselines of their tasks and write the report")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -366,8 +374,61 @@ def main(argv=None) -> dict:
         torch.set_num_threads(threads)
 
 
+def _merged_sheets(run_files, tasks, out: Path) -> None:
+    """One contact sheet per task from the ``rows/*.npz`` saved beside the run files: per recipe
+    the run with the lowest seed (of the smallest step budget)."""
+    from napari_pix2pix.evaluate import contact_sheet
+    from napari_pix2pix.io import write_image
+
+    found = {}
+    for f in run_files:
+        for npz in sorted((Path(f).parent / "rows").glob("*.npz")):
+            task, recipe, steps, seed = npz.stem.split("__")
+            key = (task, recipe)
+            rank = (int(steps), int(seed))
+            if key not in found or rank < found[key][0]:
+                found[key] = (rank, npz)
+    for task in tasks:
+        chosen = [(recipe, rank, npz) for (t, recipe), (rank, npz) in found.items() if t == task]
+        chosen.sort(key=lambda c: list(RECIPES).index(c[0]))
+        if not chosen:
+            continue
+        rows = []
+        for _, _, npz in chosen:
+            with np.load(npz) as z:
+                rows.append((z["a"], z["fake"], z["b"]))
+        write_image(out / f"sheet_{task}.png", contact_sheet(rows))
+        (out / f"sheet_{task}.txt").write_text(
+            "rows: " + ", ".join(f"{recipe} ({rank[0]} steps, seed {rank[1]})" for recipe, rank, _ in chosen)
+            + "\ncolumns: input | output | target | |output - target|\n")
+
+
+def _merge(args) -> dict:
+    """The report of finished runs read from ``args.report`` (runs.jsonl files)."""
+    from benchmarks._common import machine_line
+
+    runs = [json.loads(line) for f in args.report for line in Path(f).read_text().splitlines() if line.strip()]
+    tasks = [t for t in TASKS if any(r["task"] == t for r in runs)]
+    base = {} if args.no_baselines else {t: baselines(*load_task(t, args.validation), None) for t in tasks}
+    text = (f"Merged from {len(args.report)} run file(s); report written on {machine_line()}.\n\n"
+            + report(runs, base, tasks))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        _merged_sheets(args.report, tasks, out)
+        (out / "quality.md").write_text(text)
+        (out / "results.json").write_text(json.dumps({"baselines": base, "runs": runs, "markdown": text},
+                                                     indent=2, default=float))
+    if not args.quiet:
+        print(text)
+    return {"baselines": base, "runs": runs, "markdown": text}
+
+
 def _run(args) -> dict:
     from benchmarks._common import machine_line
+
+    if args.report:
+        return _merge(args)
 
     settings = dict(generator=args.generator, ngf=args.ngf, crop=args.crop, probe_steps=args.probe_steps)
     steps, wall = args.steps, args.wall
@@ -399,6 +460,10 @@ def _run(args) -> dict:
                     say(f"  {task} {recipe} {r['steps']} steps seed {seed}: {r['seconds']:.0f} s "
                         + " ".join(f"{k} {v:.3f}" for k, v in r["metrics"].items()))
                     if out is not None:
+                        a, f, b = r["sheet"]
+                        (out / "rows").mkdir(exist_ok=True)
+                        np.savez_compressed(out / "rows" / f"{task}__{recipe}__{r['steps']}__{seed}.npz",
+                                            a=a, fake=f, b=b)
                         with open(out / "runs.jsonl", "a") as fh:
                             fh.write(json.dumps({k: v for k, v in r.items() if k != "sheet"}) + "\n")
     total = time.perf_counter() - t0
