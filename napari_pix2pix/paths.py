@@ -51,9 +51,10 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it owner-only)
     try:
         write(tmp)
+        # as an ordinary new file (mkstemp makes it owner-only, and a writer may replace it)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
