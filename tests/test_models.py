@@ -159,7 +159,7 @@ def test_resize_convolution_has_no_norm_at_the_innermost_up_block():
     net = build_generator(ModelConfig(generator="unet_32", ngf=4, upsample="bilinear"), init=False)
     inner = net.up[net.depth - 1]
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in inner)
-    assert inner[1].bias is not None
+    assert inner[0].bias is not None and inner[0].kernel_size == (3, 3)
     paper = build_generator(ModelConfig(generator="unet_32", ngf=4, upsample="transposed"), init=False)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in paper.up[paper.depth - 1])
 

@@ -104,8 +104,8 @@ class ResNetGenerator(nn.Module):
     """7x7 stem, two stride-2 downsamplings, ``blocks`` residual blocks, two upsamplings, 7x7 head.
 
     ``upsample``: ``transposed`` (3x3 stride-2 transposed convs, the reference's layout) or a
-    resize-convolution (``bilinear`` / ``nearest`` then 3x3 conv). The resize variants add one
-    ``nn.Upsample`` module per upsampling, so their state_dict indices after the first shift by one.
+    resize-convolution (``bilinear`` / ``nearest`` then 3x3 conv, one
+    :class:`~napari_pix2pix.models.layers.ResizeConv2d` module in the same place).
 
     Input ``[B, in_channels, H, W]`` with H, W multiples of 4; output ``[B, out_channels, H, W]``.
     """
