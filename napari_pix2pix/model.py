@@ -36,6 +36,9 @@ class Pix2PixModel:
         self.path = str(path) if path else None
         self.device = torch.device(device)
         where = self.path or "model"
+        from .limits import check_architecture
+
+        check_architecture(self.config, Path(where).name)  # before anything is allocated
         self.generator = build_generator(self.config, init=False)
         load_state(self.generator, checkpoint.generator, "generator", where)
         self.generator.to(self.device).eval()
@@ -99,20 +102,34 @@ class Pix2PixModel:
             dtype_a if dtype_b is None else dtype_b, self.config.out_channels)
         return norm_a, norm_b
 
+    @property
+    def task(self) -> str:
+        """``translate`` or ``colorize`` (see :mod:`napari_pix2pix.tasks`); older files: translate."""
+        from .tasks import task_of
+
+        return task_of(self.checkpoint.data or {})
+
     def is_labels(self, side: str) -> bool:
         return bool((self.checkpoint.data or {}).get(f"{side}_is_labels", False))
 
     def info(self) -> dict:
         """Architecture, parameter counts, receptive field and training metadata (JSON-safe)."""
+        import torch
+
         from .models import build_discriminator, count_parameters, geometry
 
-        disc = self.discriminator or build_discriminator(self.config, init=False)
+        if self.discriminator is not None:
+            disc = self.discriminator
+        else:  # the file has none: its geometry only, on the meta device (allocates nothing)
+            with torch.device("meta"):
+                disc = build_discriminator(self.config, init=False)
         geo = geometry(disc)
         cfg = self.config
         training = self.checkpoint.training
         return {
             "file": self.path,
             "sha256": self.sha256,
+            "task": self.task,
             "generator": cfg.generator,
             "in_channels": cfg.in_channels,
             "out_channels": cfg.out_channels,

@@ -192,9 +192,14 @@ def nodes_options() -> dict[tuple[str, type], tuple[dict[str, Exposed], dict[str
     """Per node and configuration class behind it (the node's ``SCHEMA``): its inputs read as
     ``{input name: Exposed}``, and input name -> schema name where the node keeps an older name.
     Inputs with no setting behind them (file names, colormaps) are not read."""
-    nodes = pytest.importorskip("nodes.pix2pix_nodes")
+    import sys
+
+    from test_nodes import PACK, load_pack
+
+    name = "custom_nodes.napari_pix2pix_nodes"  # as ComfyUI loads it, never as top-level `nodes`
+    pack = sys.modules.get(name) or load_pack(name, search=[str(PACK)])
     out = {}
-    for key, cls in nodes.NODE_CLASS_MAPPINGS.items():
+    for key, cls in pack.NODE_CLASS_MAPPINGS.items():
         spec = cls.INPUT_TYPES()
         inputs = {**spec.get("required", {}), **spec.get("optional", {})}
         for i, (config_cls, rename) in enumerate(getattr(cls, "SCHEMA", ())):

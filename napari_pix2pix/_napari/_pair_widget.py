@@ -14,6 +14,7 @@ from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSpin
 
 from ..config import LABEL_ENCODING_CHOICES, NORM_MODE_CHOICES, DataConfig, NormConfig, TrainConfig
 from ..errors import DatasetError, InputError, Pix2PixError
+from ._colorize import colorize_from_layers, task_combo
 from ._common import DockWidget, LayerPicker
 from ._layers import error_text, is_rgb, layer_array, model_to_display, upsert_image
 
@@ -64,6 +65,7 @@ class PairDataWidget(DockWidget):
         super().__init__(napari_viewer, parent)
         data, norm, train = DataConfig(), NormConfig(), TrainConfig()
         v = napari_viewer
+        self.task = task_combo()  # issue 18: colorize pairs come from RGB layer A alone
         self.source = ComboBox(label="source", choices=SOURCES, value=SOURCES[0])
         self.layer_a = LayerPicker(v, "A (input)")
         self.layer_b = LayerPicker(v, "B (target)")
@@ -100,7 +102,7 @@ class PairDataWidget(DockWidget):
             SOURCES[3]: [self.channel_layer, self.channels_a, self.channels_b, self.channel_axis],
         }
         self.form = Container(widgets=[
-            self.source, *[w for ws in self._groups.values() for w in ws], self.crop, self.norm_a, self.norm_b,
+            self.task, self.source, *[w for ws in self._groups.values() for w in ws], self.crop, self.norm_a, self.norm_b,
             self.low, self.high, self.per_image, self.label_encoding, self.validation, self.examples])
         self.add(self.form)
         self.add(self.pair_button)
@@ -138,13 +140,23 @@ class PairDataWidget(DockWidget):
         if self.source.value == SOURCES[3]:
             extra = {"channels_a": _channels(self.channels_a.value), "channels_b": _channels(self.channels_b.value)}
         return DataConfig(norm_a=norm(self.norm_a.value), norm_b=norm(self.norm_b.value),
-                          direction=self.direction.value, validation_fraction=float(self.validation.value), **extra)
+                          direction=self.direction.value, validation_fraction=float(self.validation.value),
+                          task=self.task.value, **extra)
 
     def build_dataset(self, config: DataConfig):
         """The engine call for the chosen source (may raise :class:`DatasetError`)."""
         from ..data import from_ab_folder, from_arrays, from_channels, from_folders
 
         kind = self.source.value
+        if config.task == "colorize" and kind == SOURCES[0]:
+            return colorize_from_layers([self.layer_a.value], config)
+        if config.task == "colorize" and kind == SOURCES[1]:
+            from ..tasks import colorize_from_paths
+
+            return colorize_from_paths(self.folder_a.value, config)
+        if config.task == "colorize":
+            raise DatasetError("the colorize task pairs from RGB layer A or from folder A of RGB images.",
+                               f"choose source {SOURCES[0]!r} or {SOURCES[1]!r}.")
         if kind == SOURCES[0]:
             a, b = self.layer_a.value, self.layer_b.value
             if a is None or b is None:

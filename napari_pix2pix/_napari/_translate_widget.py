@@ -16,10 +16,11 @@ from qtpy.QtCore import QObject, Signal
 
 from ..config import DEVICE_CHOICES, TEST_MODE_CHOICES, TileConfig
 from ..errors import InputError
+from ._colorize import add_result_layers, maps_controls, translate_maps_data
 from ._common import DockWidget, LayerPicker, info_label
 from ._layers import error_text, layer_array
 from ._workers import Failed, call
-from .functions import load_model, model_summary, translate_layer_data
+from .functions import load_model, model_summary
 
 
 @dataclass
@@ -69,10 +70,12 @@ class TranslateWidget(DockWidget):
         self.devices_label = Label(value="")
         self.mode = ComboBox(label="test-time mode", choices=TEST_MODE_CHOICES, value=tile.mode,
                              tooltip="eval: deterministic (default); train: the paper's dropout and batch statistics")
+        self.samples, self.realism = maps_controls()  # issue 18: uncertainty and realism layers
         self.run_button = PushButton(text="Translate")
         self.cancel_button = PushButton(text="Cancel")
         self.form = Container(widgets=[self.model_path, self.info, self.input_layer, self.tile, self.overlap,
-                                       self.batch_size, self.device, self.devices_label, self.mode])
+                                       self.batch_size, self.device, self.devices_label, self.mode,
+                                       self.samples, self.realism])
         self.add(self.form)
         self.add(self.run_button)
         self.add(self.cancel_button)
@@ -82,6 +85,7 @@ class TranslateWidget(DockWidget):
         self.worker = None
         self.model = None
         self.last_layer = None
+        self.map_layers = []
         self.progress = None
         self._cancel = False
         self._relay = _Relay()
@@ -148,9 +152,10 @@ class TranslateWidget(DockWidget):
         self._cancel = False
         self.progress = progress(total=0, desc=f"pix2pix: translating {layer.name}")
         self.show_message(f"translating {layer.name}...")
-        self.worker = call(translate_layer_data, snapshot, model, model_path=path, tile=config.tile,
+        self.worker = call(translate_maps_data, snapshot, model, model_path=path, tile=config.tile,
                            overlap=config.overlap, mode=config.mode, device=config.device,
-                           batch_size=config.batch_size, progress=self._relay.progressed.emit,
+                           batch_size=config.batch_size, samples=int(self.samples.value),
+                           realism=bool(self.realism.value), progress=self._relay.progressed.emit,
                            cancel=lambda: self._cancel)
         self.worker.returned.connect(self._on_result)
         self.worker.errored.connect(self._on_error)
@@ -174,13 +179,9 @@ class TranslateWidget(DockWidget):
         if isinstance(result, Failed):
             self.show_error(result.error)
             return
-        from napari.layers import Layer
-
-        data, meta, kind = result
-        name = meta.get("name")
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        self.last_layer = self.viewer.add_layer(Layer.create(data, meta, kind))
+        added = add_result_layers(self.viewer, result)  # output, then [uncertainty] / [realism] layers
+        self.last_layer, self.map_layers = added[0], added[1:]
+        data, meta, _ = result[0]
         info = meta["metadata"]["pix2pix"]
         self.show_message(f"added {self.last_layer.name!r} {tuple(np.shape(data))} "
                           f"(tile {info['tile']}, overlap {info['overlap']}, mode {info['mode']}).")
