@@ -420,6 +420,9 @@ def cmd_train(args, parser, argv=()) -> int:
     trainer = Trainer(model, config, train_set, val_dataset=val_set, out=args.out, resume=args.resume)
     bar = _progress_bar(config.steps, "train", initial=trainer.step, quiet=args.quiet)
     last, saved = None, []
+    from .metrics import CollapseGuard  # warns once when the validation output goes flat
+
+    guard = CollapseGuard(notify=lambda message: bar.write(f"warning: {message}", file=sys.stderr))
     try:
         for event in trainer.events():
             if isinstance(event, StepEvent):
@@ -427,6 +430,7 @@ def cmd_train(args, parser, argv=()) -> int:
                 if event.step % max(config.log_every, 1) == 0:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in event.losses.items()})
             elif isinstance(event, ValidationEvent):
+                guard(event)
                 if not args.quiet:
                     bar.write(format_validation(event.step, event.metrics, getattr(trainer, "best", None)),
                               file=sys.stderr)

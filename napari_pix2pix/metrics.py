@@ -4,6 +4,14 @@ PSNR and SSIM are computed on images mapped to [0, 1]. PSNR of identical images 
 ``PSNR_CAP`` dB so that it stays a finite number in tables and JSON. :func:`sharpness` compares
 the high-frequency (Laplacian) energy of an output with its target's (1: as sharp, below 1:
 blurrier, as L1-only training tends to be); :func:`error_map` is the per-pixel absolute error.
+
+Two checks catch what PSNR and SSIM hide:
+
+* :func:`artefact_score` measures a periodic lattice (checkerboard, diagonal stripes) as the
+  strongest off-centre peak of the whitened, windowed power spectrum; :func:`artefact_ratio`
+  compares an output's with its target's (about 1: no more periodic structure than the target).
+* :func:`std_ratio` / :func:`collapse_warning` / :class:`CollapseGuard` flag a generator that
+  collapsed to a (nearly) constant image: output std below 1 % of the target's.
 """
 
 from __future__ import annotations
@@ -67,12 +75,14 @@ def label_foreground(y: torch.Tensor, encoding: str = "binary", top: float = 1.0
 
 def image_metrics(fake: torch.Tensor, target: torch.Tensor, labels: bool = False,
                   encoding: str = "binary", top: float = 1.0) -> dict:
-    """``{'L1', 'PSNR', 'SSIM'}`` (plus ``Dice`` and ``IoU`` of the foreground when ``labels``;
-    see :func:`label_foreground` for ``encoding``/``top``, default: threshold at 0) for
-    ``[B, C, H, W]`` tensors in [-1, 1]. L1 is in model units (range 2)."""
+    """``{'L1', 'PSNR', 'SSIM', 'Std ratio'}`` (plus ``Dice`` and ``IoU`` of the foreground when
+    ``labels``; see :func:`label_foreground` for ``encoding``/``top``, default: threshold at 0) for
+    ``[B, C, H, W]`` tensors in [-1, 1]. L1 is in model units (range 2). ``Std ratio`` is
+    :func:`std_ratio` (output std / target std; below :data:`COLLAPSE_FRACTION`: collapsed)."""
     out = {"L1": float(torch.mean(torch.abs(fake.float() - target.float()))),
            "PSNR": psnr(fake, target),
-           "SSIM": float(ssim_map(fake, target).mean()) if min(fake.shape[-2:]) >= 11 else float("nan")}
+           "SSIM": float(ssim_map(fake, target).mean()) if min(fake.shape[-2:]) >= 11 else float("nan"),
+           "Std ratio": std_ratio(fake, target)}
     if labels:
         pred, true = label_foreground(fake, encoding, top), label_foreground(target, encoding, top)
         inter = (pred & true).sum().item()
@@ -81,6 +91,130 @@ def image_metrics(fake: torch.Tensor, target: torch.Tensor, labels: bool = False
         out["Dice"] = 1.0 if total == 0 else 2 * inter / total
         out["IoU"] = 1.0 if union == 0 else inter / union
     return out
+
+
+# ------------------------------------------------------------------ periodic artefacts
+ARTEFACT_MIN_RING = 3  # rings below this (periods longer than a third of the image) are content
+
+
+def _power_spectrum(x) -> "np.ndarray":
+    """Power spectrum ``[H, W]`` (zero frequency at the centre) of a 2-D image, or the mean over
+    the leading axes of ``[..., H, W]``: each plane minus its mean, times a 2-D Hann window."""
+    import numpy as np
+
+    a = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
+    a = np.asarray(a, np.float64)
+    if a.ndim < 2:
+        raise ValueError("artefact_score needs an image of at least 2 dimensions [..., H, W]")
+    planes = a.reshape(-1, *a.shape[-2:])
+    h, w = planes.shape[-2:]
+    window = np.outer(np.hanning(h), np.hanning(w))
+    planes = (planes - planes.mean(axis=(-2, -1), keepdims=True)) * window
+    power = np.abs(np.fft.fft2(planes)) ** 2
+    return np.fft.fftshift(power.mean(axis=0))
+
+
+def artefact_score(x, min_ring: int = ARTEFACT_MIN_RING) -> float:
+    """Periodic-artefact score of an image ``[H, W]`` or ``[..., H, W]`` (numpy or torch).
+
+    The power spectrum of the mean-free, Hann-windowed image is whitened ring by ring: every
+    frequency's power is divided by the median power of its frequency ring (radius
+    ``sqrt((ky/H)^2 + (kx/W)^2) * min(H, W)``, in whole bins; this removes the 1/f fall-off of
+    natural images). The score is the largest whitened value at ring >= ``min_ring`` (the
+    strongest off-centre peak). Noise and smooth content give a few tens at most (the maximum of
+    many exponential variates over their median); a lattice of period p puts a peak of hundreds
+    or thousands at ring ~ size/p. A flat image scores 0. Compare with the target's score
+    (:func:`artefact_ratio`), not with a fixed number.
+    """
+    import numpy as np
+
+    power = _power_spectrum(x)
+    h, w = power.shape
+    if min(h, w) < 2 * min_ring + 2:
+        return float("nan")
+    ky = (np.arange(h) - h // 2)[:, None] / h
+    kx = (np.arange(w) - w // 2)[None, :] / w
+    ring = np.rint(np.sqrt(ky**2 + kx**2) * min(h, w)).astype(int)
+    floor = 1e-9 * float(power.mean())  # rounding noise of a (nearly) flat image is not a lattice
+    if not floor > 0:
+        return 0.0
+    best = 0.0
+    for r in range(min_ring, min(h, w) // 2 + 1):
+        values = power[ring == r]
+        best = max(best, float(values.max()) / max(float(np.median(values)), floor))
+    return best
+
+
+def artefact_ratio(fake, target, min_ring: int = ARTEFACT_MIN_RING) -> float:
+    """:func:`artefact_score` of ``fake`` over that of ``target`` (1: as periodic as the
+    target; the quality benchmark's goal is <= 2-5). NaN when the target scores 0 (flat)."""
+    ref = artefact_score(target, min_ring)
+    return artefact_score(fake, min_ring) / ref if ref > 0 else float("nan")
+
+
+def pearson(fake, target) -> float:
+    """Pearson correlation of all values of ``fake`` and ``target`` (NaN when either is constant)."""
+    import numpy as np
+
+    a = fake.detach().float().cpu().numpy() if isinstance(fake, torch.Tensor) else np.asarray(fake)
+    b = target.detach().float().cpu().numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+# --------------------------------------------------------------------------- collapse
+COLLAPSE_FRACTION = 0.01  # output std below this fraction of the target's: collapsed
+
+
+def std_ratio(fake: torch.Tensor, target: torch.Tensor) -> float:
+    """Standard deviation of ``fake`` over that of ``target`` (all values; 1: as much contrast as
+    the target, 0: a constant image). NaN when the target is constant."""
+    ref = float(target.float().std()) if target.numel() > 1 else 0.0
+    return float(fake.float().std()) / ref if ref > 0 else float("nan")
+
+
+def collapse_warning(metrics: dict, fraction: float = COLLAPSE_FRACTION) -> str | None:
+    """A ``Problem. Fix: ...`` message when validation ``metrics`` (with ``Std ratio``, as from
+    :func:`image_metrics`) show a collapsed generator, else None."""
+    ratio = metrics.get("Std ratio")
+    if ratio is None or ratio != ratio or ratio >= fraction:
+        return None
+    return (f"The generator's validation output is nearly constant (its std is {ratio:.2%} of the "
+            f"target's, below {fraction:.0%}): training collapsed. Fix: use batch_size 2 or more, or "
+            "norm 'instance'; with upsample 'bilinear'/'nearest' at batch 1 try upsample 'transposed'; "
+            "or lower the learning rate and train again.")
+
+
+class CollapseGuard:
+    """A training-event callback: on each :class:`~napari_pix2pix.training.ValidationEvent` whose
+    metrics show a collapse (:func:`collapse_warning`) it logs a warning (logger
+    ``napari_pix2pix``) once per run and keeps the message in :attr:`message` / :attr:`step`.
+    Pass it (or call it) with every event, e.g. ``trainer.run(CollapseGuard())``; ``notify``
+    (optional) is called with the message too (a face's status line)."""
+
+    def __init__(self, fraction: float = COLLAPSE_FRACTION, notify=None):
+        self.fraction = fraction
+        self.notify = notify
+        self.message: str | None = None
+        self.step: int | None = None
+
+    def __call__(self, event) -> str | None:
+        metrics = getattr(event, "metrics", None)
+        if not isinstance(metrics, dict) or not hasattr(event, "step"):
+            return None
+        message = collapse_warning(metrics, self.fraction)
+        if message is None:
+            return None
+        if self.message is None:
+            import logging
+
+            logging.getLogger("napari_pix2pix").warning("step %s: %s", event.step, message)
+            if self.notify is not None:
+                self.notify(message)
+        self.message, self.step = message, event.step
+        return message
 
 
 class BestTracker:

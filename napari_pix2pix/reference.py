@@ -269,11 +269,15 @@ def infer_discriminator(state: dict) -> dict:
 
 # --------------------------------------------------------------------------- key mapping
 def generator_key_map(config: ModelConfig) -> dict:
-    """Our generator's state_dict key -> the reference's key, for ``config``."""
+    """Our generator's state_dict key -> the reference's key, for ``config`` (transposed
+    convolutions only: the reference has no resize-convolution decoder)."""
     import torch
 
     from .models import build_generator
 
+    if config.upsample != "transposed":
+        raise ModelFileError(f"reference pix2pix generators use transposed convolutions, not upsample "
+                             f"{config.upsample!r}.", "use upsample 'transposed' for reference checkpoints.")
     with torch.device("meta"):  # keys only: allocates nothing
         net = build_generator(config, init=False)
     depth = unet_depth(config.generator)
@@ -350,6 +354,7 @@ def _convert(state: dict, mapping: dict, config: ModelConfig, what: str, name: s
 
 
 def _model_config(**kwargs) -> ModelConfig:
+    kwargs.setdefault("upsample", "transposed")  # the reference's layers, whatever our default
     from .limits import check_architecture
 
     try:

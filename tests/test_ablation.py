@@ -52,3 +52,47 @@ def test_summary_is_mean_and_sample_std_over_seeds(ablation):
     assert stats["PSNR"] == (22.0, 2.0, 3)
     assert "SSIM" not in stats  # NaN everywhere: no entry
     assert ablation._cell(stats["PSNR"]) == "22.00 ± 2.00"
+
+
+# ------------------------------------------------------------------ benchmarks/quality.py
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality_script", REPO / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quality_quick_mode_end_to_end(quality, tmp_path):
+    """Baselines, two recipes and the label metrics on the image -> mask task, with a contact sheet."""
+    import torch
+
+    threads = torch.get_num_threads()
+    report = quality.main(["--quick", "--quiet", "--tasks", "nuclei2d-i2m", "--seeds", "0",
+                           "--recipes", "paper", "b1-ndf16-bilinear", "--out", str(tmp_path)])
+    assert torch.get_num_threads() == threads  # restored
+    assert [r["recipe"] for r in report["runs"]] == ["paper", "b1-ndf16-bilinear"]
+    assert report["runs"][0]["model"]["upsample"] == "transposed"
+    assert report["runs"][1]["model"]["upsample"] == "bilinear"
+    for m in [r["metrics"] for r in report["runs"]] + list(report["baselines"]["nuclei2d-i2m"].values()):
+        assert set(m) >= {"PSNR", "SSIM", "Corr", "Artefact", "Std ratio", "Dice", "IoU"}
+        assert 0 <= m["Dice"] <= 1 and 0 <= m["IoU"] <= 1
+    md = (tmp_path / "quality.md").read_text()
+    assert "| baseline: mean |" in md and "| baseline: linear |" in md and "| paper | 2 steps |" in md
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 2
+    sheet = read_image(tmp_path / "sheet_nuclei2d-i2m.png")
+    assert sheet.dtype == np.uint8 and sheet.ndim == 3
+
+
+def test_quality_recipes_are_fixed_except_default(quality):
+    """Named recipes do not move when the schema's defaults change; 'default' follows them."""
+    from napari_pix2pix.config import ModelConfig, TrainConfig
+
+    class _Data:
+        in_channels = out_channels = 1
+
+    settings = dict(generator="unet_32", ngf=4, crop=32)
+    model, config = quality.configs("paper", settings, _Data, 0, 10)
+    assert (model.upsample, model.ndf, config.batch_size) == ("transposed", 64, 1)
+    model, config = quality.configs("default", settings, _Data, 0, 10)
+    assert model.upsample == ModelConfig().upsample and config.batch_size == TrainConfig().batch_size

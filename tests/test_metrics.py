@@ -149,7 +149,7 @@ def test_append_csv_writes_the_header_once(tmp_path):
 def test_metrics_accept_numpy_converted_batches():
     a = torch.from_numpy(np.linspace(-1, 1, 2 * 32 * 32, dtype=np.float32).reshape(2, 1, 32, 32))
     m = image_metrics(a, a.flip(-1))
-    assert set(m) == {"L1", "PSNR", "SSIM"} and all(math.isfinite(v) for v in m.values())
+    assert set(m) == {"L1", "PSNR", "SSIM", "Std ratio"} and all(math.isfinite(v) for v in m.values())
 
 
 # ------------------------------------------------------------------ validation in the Trainer
@@ -236,7 +236,7 @@ def test_real_validation_on_labels_reports_dice_and_iou(tmp_path):
                       val_dataset=val)
     events = [e for e in trainer.events() if isinstance(e, (ValidationEvent, StepEvent))]
     metrics = [e.metrics for e in events if isinstance(e, ValidationEvent)]
-    assert len(metrics) == 2 and set(metrics[0]) == {"L1", "PSNR", "SSIM", "Dice", "IoU"}
+    assert len(metrics) == 2 and set(metrics[0]) == {"L1", "PSNR", "SSIM", "Std ratio", "Dice", "IoU"}
     assert all(0 <= m["IoU"] <= m["Dice"] <= 1 for m in metrics)
     # the event's numbers are the definitions applied to the validation patches
     trainer.generator.eval()
@@ -244,4 +244,74 @@ def test_real_validation_on_labels_reports_dice_and_iou(tmp_path):
         fake = trainer.generator(trainer.val_a)
     assert image_metrics(fake, trainer.val_b, labels=True) == pytest.approx(metrics[-1], rel=1e-5)
     header = next(csv.reader(open(tmp_path / "metrics.csv")))
-    assert header == ["step", "L1", "PSNR", "SSIM", "Dice", "IoU"]
+    assert header == ["step", "L1", "PSNR", "SSIM", "Std ratio", "Dice", "IoU"]
+
+
+# ------------------------------------------------------------------ periodic artefacts
+def _smooth_image(seed: int, shape=(96, 128)):
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    return gaussian_filter(rng.normal(size=shape), 2) + 0.05 * rng.normal(size=shape)
+
+
+def test_artefact_score_flags_a_lattice_and_passes_a_clean_image():
+    import numpy as np
+
+    from napari_pix2pix.metrics import artefact_ratio, artefact_score
+
+    target, clean = _smooth_image(0), _smooth_image(1)
+    yy, xx = np.mgrid[:96, :128]
+    lattice = clean + 0.5 * clean.std() * np.sin(2 * np.pi * (xx + yy) / 8)  # diagonal, period 8 px
+    assert artefact_ratio(clean, target) < 2
+    assert artefact_ratio(lattice, target) > 20
+    assert artefact_score(lattice) > 20 * artefact_score(clean)
+    # torch tensors [B, C, H, W] give the same score as the numpy plane
+    t = torch.from_numpy(lattice[None, None].astype(np.float32))
+    assert artefact_score(t) == pytest.approx(artefact_score(lattice.astype(np.float32)), rel=1e-3)
+    assert artefact_score(np.zeros((32, 32))) == 0.0  # flat: no peak
+
+
+def test_pearson_and_std_ratio():
+    import numpy as np
+
+    from napari_pix2pix.metrics import pearson, std_ratio
+
+    x = _smooth_image(0)
+    assert pearson(x, 2 * x + 1) == pytest.approx(1.0)
+    assert pearson(x, -x) == pytest.approx(-1.0)
+    assert math.isnan(pearson(np.zeros_like(x), x))
+    t = torch.from_numpy(x).float()
+    assert std_ratio(0.5 * t, t) == pytest.approx(0.5, rel=1e-5)
+    assert "Std ratio" in image_metrics(t[None, None], t[None, None])
+
+
+def test_collapse_guard_warns_once_with_a_fix(caplog):
+    import logging
+
+    from napari_pix2pix.metrics import CollapseGuard, collapse_warning
+    from napari_pix2pix.training import StepEvent, ValidationEvent
+
+    assert collapse_warning({"Std ratio": 0.5}) is None
+    assert collapse_warning({"PSNR": 20.0}) is None  # nothing to judge
+    message = collapse_warning({"Std ratio": 0.001})
+    assert "Fix:" in message and "batch_size" in message
+    shown = []
+    guard = CollapseGuard(notify=shown.append)
+    with caplog.at_level(logging.WARNING, logger="napari_pix2pix"):
+        assert guard(StepEvent(1, 10, {}, 1e-4, 0.1)) is None
+        assert guard(ValidationEvent(5, {"Std ratio": 0.8})) is None
+        assert guard(ValidationEvent(10, {"Std ratio": 0.002})) is not None
+        assert guard(ValidationEvent(15, {"Std ratio": 0.003})) is not None
+    assert len([r for r in caplog.records if "nearly constant" in r.getMessage()]) == 1
+    assert len(shown) == 1 and guard.step == 15
+
+
+def test_collapse_guard_sees_a_constant_generator():
+    from napari_pix2pix.metrics import collapse_warning
+
+    target = torch.rand(2, 1, 32, 32) * 2 - 1
+    flat = torch.full_like(target, 0.3)
+    assert collapse_warning(image_metrics(flat, target)) is not None
+    assert collapse_warning(image_metrics(target * 0.9, target)) is None

@@ -16,7 +16,7 @@ from napari_pix2pix.models import build_discriminator, build_generator, count_pa
     ("resnet_6blocks", "batch", 7_841_411),
 ])
 def test_generator_parameter_counts(generator, norm, expected):
-    net = build_generator(ModelConfig(generator=generator, norm=norm), init=False)
+    net = build_generator(ModelConfig(generator=generator, norm=norm, upsample="transposed"), init=False)
     assert count_parameters(net) == expected
 
 
@@ -112,3 +112,89 @@ def test_init_is_normal_002():
     net = build_generator(ModelConfig(ngf=16), init=True)
     w = torch.cat([m.weight.flatten() for m in net.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(w.std().item() - 0.02) < 0.002 and abs(w.mean().item()) < 0.001
+
+
+# ----------------------------------------------------------------------------- upsampling
+@pytest.mark.parametrize("generator, upsample, expected", [
+    ("unet_256", "bilinear", 39_157_251),
+    ("unet_256", "nearest", 39_157_251),
+    ("unet_128", "bilinear", 30_242_307),
+    ("resnet_9blocks", "bilinear", 11_383_427),
+])
+def test_resize_convolution_parameter_counts(generator, upsample, expected):
+    """Pinned so that a change is deliberate (benchmarks/param_counts.py prints the README table)."""
+    net = build_generator(ModelConfig(generator=generator, upsample=upsample), init=False)
+    assert count_parameters(net) == expected
+
+
+@pytest.mark.parametrize("generator", ["unet_32", "resnet_6blocks"])
+@pytest.mark.parametrize("upsample", ["transposed", "bilinear", "nearest"])
+def test_upsample_variant_trains_and_round_trips(generator, upsample, tmp_path, one_torch_thread):
+    """Every variant builds, trains a few steps and comes back from its model file with the
+    same option and the same output."""
+    import numpy as np
+
+    from napari_pix2pix.data import from_arrays
+    from napari_pix2pix.model import Pix2PixModel
+    from napari_pix2pix.training import Trainer
+
+    from _helpers import nuclei_2d, tiny_model, tiny_train
+
+    image, mask = nuclei_2d()
+    data = from_arrays(mask[:64, :64], image[:64, :64], names="nuclei")
+    model = tiny_model(generator=generator, ngf=4, ndf=4, upsample=upsample)
+    out = tmp_path / "m.safetensors"
+    trainer = Trainer(model, tiny_train(steps=3, batch_size=1), data, out=out)
+    trainer.run()
+    loaded = Pix2PixModel.load(out)
+    assert loaded.config.upsample == upsample
+    x = torch.from_numpy(np.ascontiguousarray(data.pairs[0].a[None, :, :32, :32]))
+    trainer.generator.eval()
+    loaded.generator.eval()
+    with torch.no_grad():
+        assert torch.equal(trainer.generator(x), loaded.generator(x))
+
+
+def test_resize_convolution_has_no_norm_at_the_innermost_up_block():
+    net = build_generator(ModelConfig(generator="unet_32", ngf=4, upsample="bilinear"), init=False)
+    inner = net.up[net.depth - 1]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in inner)
+    assert inner[0].bias is not None and inner[0].kernel_size == (3, 3)
+    paper = build_generator(ModelConfig(generator="unet_32", ngf=4, upsample="transposed"), init=False)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in paper.up[paper.depth - 1])
+
+
+def test_resize_convolution_paints_no_checkerboard_at_initialisation():
+    """A constant input gives a constant interior through resize-conv, but a periodic pattern
+    through transposed convolutions (the uneven kernel overlap)."""
+    from napari_pix2pix.models.layers import init_weights, make_upsample
+
+    torch.manual_seed(0)
+    x = torch.ones(1, 4, 8, 8)
+    for mode, periodic in (("transposed", True), ("bilinear", False), ("nearest", False)):
+        layer = torch.nn.Sequential(*make_upsample(mode, 4, 4, bias=False))
+        init_weights(layer)
+        y = layer(x)[0, :, 2:-2, 2:-2]  # away from the border
+        assert bool((y.std(dim=(-2, -1)) > 1e-6).any()) == periodic, mode
+
+
+def test_old_model_files_load_as_transposed(tmp_path):
+    """A model dict without ``upsample`` (files written before the option) means transposed
+    convolutions, whatever today's default is."""
+    import dataclasses
+
+    from napari_pix2pix.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+
+    config = ModelConfig(generator="unet_32", ngf=4, ndf=4, in_channels=1, out_channels=1, upsample="transposed")
+    old = {k: v for k, v in config.to_dict().items() if k != "upsample"}
+    assert ModelConfig.from_dict(old).upsample == "transposed"
+
+    class Legacy(type(config)):  # serialises like a file from before the option
+        def to_dict(self):
+            return {k: v for k, v in dataclasses.asdict(self).items() if k != "upsample"}
+
+    legacy = Legacy(**config.to_dict())
+    g, d = build_generator(config), build_discriminator(config)
+    path = save_checkpoint(tmp_path / "old.safetensors", Checkpoint(model=legacy, step=0, generator=g.state_dict(),
+                                                                    discriminator=d.state_dict()))
+    assert load_checkpoint(path).model.upsample == "transposed"

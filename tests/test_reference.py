@@ -216,10 +216,12 @@ def _save_reference(path, config: ModelConfig, *, wrap=None, prefix="", discrimi
 
 
 @pytest.mark.parametrize("config", [
-    ModelConfig(generator="unet_32", ngf=4, norm="batch", in_channels=2, out_channels=1),
-    ModelConfig(generator="unet_64", ngf=4, norm="instance", in_channels=1, out_channels=3, dropout=False),
-    ModelConfig(generator="resnet_6blocks", ngf=4, norm="batch", dropout=True),
-    ModelConfig(generator="resnet_9blocks", ngf=2, norm="instance", dropout=False, in_channels=1),
+    ModelConfig(generator="unet_32", ngf=4, norm="batch", in_channels=2, out_channels=1, upsample="transposed"),
+    ModelConfig(generator="unet_64", ngf=4, norm="instance", in_channels=1, out_channels=3, dropout=False,
+                upsample="transposed"),
+    ModelConfig(generator="resnet_6blocks", ngf=4, norm="batch", dropout=True, upsample="transposed"),
+    ModelConfig(generator="resnet_9blocks", ngf=2, norm="instance", dropout=False, in_channels=1,
+                upsample="transposed"),
 ], ids=["unet32-batch", "unet64-instance", "resnet6-batch-dropout", "resnet9-instance"])
 def test_synthetic_generators_round_trip(tmp_path, config):
     net = _save_reference(tmp_path / "G.pth", config)
@@ -236,7 +238,8 @@ def test_synthetic_generators_round_trip(tmp_path, config):
 
 @pytest.mark.parametrize("kind, layers", [("patch", 1), ("patch", 4), ("pixel", 3)])
 def test_synthetic_discriminators(tmp_path, kind, layers):
-    g_config = ModelConfig(generator="unet_32", ngf=4, norm="instance", in_channels=1, out_channels=2)
+    g_config = ModelConfig(generator="unet_32", ngf=4, norm="instance", in_channels=1, out_channels=2,
+                           upsample="transposed")
     _save_reference(tmp_path / "G.pth", g_config)
     d_config = g_config.replace(discriminator=kind, discriminator_layers=layers, ndf=3)
     d_net = _save_reference(tmp_path / "D.pth", d_config, discriminator=True)
@@ -250,7 +253,7 @@ def test_synthetic_discriminators(tmp_path, kind, layers):
 
 
 def test_wrapped_and_prefixed_state_dicts(tmp_path):
-    config = ModelConfig(generator="unet_32", ngf=4, norm="batch")
+    config = ModelConfig(generator="unet_32", ngf=4, norm="batch", upsample="transposed")
     _save_reference(tmp_path / "a.pth", config, wrap="state_dict")
     _save_reference(tmp_path / "b.pth", config, prefix="module.")
     for name in ("a.pth", "b.pth"):
@@ -258,7 +261,7 @@ def test_wrapped_and_prefixed_state_dicts(tmp_path):
 
 
 def test_old_instance_norm_statistics_are_dropped(tmp_path):
-    config = ModelConfig(generator="unet_32", ngf=4, norm="instance")
+    config = ModelConfig(generator="unet_32", ngf=4, norm="instance", upsample="transposed")
     torch.manual_seed(0)
     state = _as_reference(build_generator(config).state_dict(), generator_key_map(config))
     state["model.model.1.model.2.running_mean"] = torch.zeros(8)
@@ -274,14 +277,14 @@ def test_unrecognisable_and_unsupported_files(tmp_path):
         import_reference(tmp_path / "x.pth", tmp_path / "m.safetensors")
     assert "--generator" in str(err.value) and "Fix:" in str(err.value)
     # the reference's norm 'none' (no biases, no statistics) cannot be represented
-    config = ModelConfig(generator="unet_32", ngf=4, norm="batch")
+    config = ModelConfig(generator="unet_32", ngf=4, norm="batch", upsample="transposed")
     state = {k: v for k, v in _as_reference(build_generator(config).state_dict(), generator_key_map(config)).items()
              if not any(s in k for s in ("model.2.", "model.6.", "model.4."))}
     torch.save(state, tmp_path / "none.pth")
     with pytest.raises(ModelFileError, match="norm"):
         import_reference(tmp_path / "none.pth", tmp_path / "m.safetensors")
     # NaN weights
-    config = ModelConfig(generator="unet_32", ngf=4, norm="instance")
+    config = ModelConfig(generator="unet_32", ngf=4, norm="instance", upsample="transposed")
     state = _as_reference(build_generator(config).state_dict(), generator_key_map(config))
     state["model.model.0.weight"][0, 0, 0, 0] = float("nan")
     torch.save(state, tmp_path / "nan.pth")
@@ -298,7 +301,7 @@ def test_unrecognisable_and_unsupported_files(tmp_path):
 
 
 def test_output_must_differ_from_input(tmp_path):
-    config = ModelConfig(generator="unet_32", ngf=4, norm="batch")
+    config = ModelConfig(generator="unet_32", ngf=4, norm="batch", upsample="transposed")
     _save_reference(tmp_path / "G.pth", config)
     with pytest.raises(ModelFileError, match="is the checkpoint being imported"):
         import_reference(tmp_path / "G.pth", tmp_path / "G.pth")
@@ -308,6 +311,6 @@ def test_output_must_differ_from_input(tmp_path):
 
 def test_infer_generator_reads_depth_from_nesting():
     for depth in (3, 5, 8):
-        config = ModelConfig(generator=f"unet_{2 ** depth}", ngf=2, norm="instance")
+        config = ModelConfig(generator=f"unet_{2 ** depth}", ngf=2, norm="instance", upsample="transposed")
         state = _as_reference(build_generator(config, init=False).state_dict(), generator_key_map(config))
         assert infer_generator(state)["generator"] == f"unet_{2 ** depth}"

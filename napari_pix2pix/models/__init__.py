@@ -18,7 +18,7 @@ def build_generator(config: ModelConfig, init: bool = True):
     depth = unet_depth(config.generator)
     if depth is not None:
         net = UNetGenerator(config.in_channels, config.out_channels, depth, config.ngf, config.norm,
-                            config.dropout, config.unet_skips)
+                            config.dropout, config.unet_skips, config.upsample)
     else:
         blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6}[config.generator]
         net = ResNetGenerator(config.in_channels, config.out_channels, blocks, config.ngf, config.norm,

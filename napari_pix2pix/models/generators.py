@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import make_norm, norm_has_bias
+from .layers import make_norm, make_upsample, norm_has_bias
 
 
 class UNetGenerator(nn.Module):
@@ -23,17 +23,25 @@ class UNetGenerator(nn.Module):
     As in the reference network, the features carried by a skip at levels k >= 1 are the
     LeakyReLU-activated ones (the reference applies its LeakyReLU in place before copying).
 
+    ``upsample``: ``transposed`` (the paper's 4x4 stride-2 transposed convs; the layout of the
+    reference's checkpoints) or ``bilinear`` / ``nearest`` (resize by 2, then a 3x3 conv; see
+    :func:`~napari_pix2pix.models.layers.make_upsample`). With resize-convolution the innermost
+    up block has no norm (a conv with bias instead): its input is the 1x1 bottleneck, whose
+    resized copy is nearly constant, and normalising it over a batch of one leaves no signal.
+
     Input ``[B, in_channels, H, W]``, H and W multiples of ``2**depth``; output
     ``[B, out_channels, H, W]`` in [-1, 1].
     """
 
     def __init__(self, in_channels: int, out_channels: int, depth: int = 8, ngf: int = 64,
-                 norm: str = "batch", dropout: bool = True, skips: bool = True):
+                 norm: str = "batch", dropout: bool = True, skips: bool = True,
+                 upsample: str = "transposed"):
         super().__init__()
         if depth < 2:
             raise ValueError("a U-Net needs at least 2 levels")
         self.depth = depth
         self.skips = skips
+        self.upsample = upsample
         self.size_multiple = 2**depth
         bias = norm_has_bias(norm)
         width = [ngf * min(2**k, 8) for k in range(depth)]  # down output channels of level k
@@ -49,11 +57,13 @@ class UNetGenerator(nn.Module):
             c_out = out_channels if k == 0 else width[k - 1]
             innermost = k == depth - 1
             c_in = width[k] if (innermost or not skips) else 2 * width[k]
-            layers = [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias or k == 0)]
+            plain = k == 0 or (innermost and upsample != "transposed")  # no norm after this conv
+            layers = make_upsample(upsample, c_in, c_out, bias=bias or plain)
             if k == 0:
                 layers.append(nn.Tanh())
             else:
-                layers.append(make_norm(norm, c_out))
+                if not plain:
+                    layers.append(make_norm(norm, c_out))
                 if dropout and 4 <= k <= depth - 2:
                     layers.append(nn.Dropout(0.5))
             self.up.append(nn.Sequential(*layers))
@@ -93,13 +103,17 @@ class ResidualBlock(nn.Module):
 class ResNetGenerator(nn.Module):
     """7x7 stem, two stride-2 downsamplings, ``blocks`` residual blocks, two upsamplings, 7x7 head.
 
+    ``upsample``: ``transposed`` (3x3 stride-2 transposed convs, the reference's layout) or a
+    resize-convolution (``bilinear`` / ``nearest`` then 3x3 conv, one
+    :class:`~napari_pix2pix.models.layers.ResizeConv2d` module in the same place).
+
     Input ``[B, in_channels, H, W]`` with H, W multiples of 4; output ``[B, out_channels, H, W]``.
     """
 
     size_multiple = 4
 
     def __init__(self, in_channels: int, out_channels: int, blocks: int = 9, ngf: int = 64,
-                 norm: str = "batch", dropout: bool = False):
+                 norm: str = "batch", dropout: bool = False, upsample: str = "transposed"):
         super().__init__()
         bias = norm_has_bias(norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias),
@@ -110,8 +124,8 @@ class ResNetGenerator(nn.Module):
         layers += [ResidualBlock(ngf * 4, norm, dropout) for _ in range(blocks)]
         for i in range(2):
             c = ngf * 4 // 2**i
-            layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias),
-                       make_norm(norm, c // 2), nn.ReLU(True)]
+            layers += make_upsample(upsample, c, c // 2, bias, kernel=3, output_padding=1)
+            layers += [make_norm(norm, c // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 

@@ -1,0 +1,46 @@
+"""The defaults chosen by the quality benchmark (benchmarks/QUALITY.md), pinned through the
+schema so that changing one is a deliberate act. Quality goals live in the benchmark, never
+here: these tests only say what the defaults are."""
+
+import pytest
+
+from napari_pix2pix.config import UPSAMPLE_CHOICES, ModelConfig, TileConfig, TrainConfig
+from napari_pix2pix.schema import get_option, options_of
+
+
+def test_upsample_is_a_schema_option_with_every_variant():
+    opt = get_option(ModelConfig, "upsample")
+    assert set(opt.choices) == set(UPSAMPLE_CHOICES) == {"transposed", "bilinear", "nearest"}
+    assert "upsample" in [o.name for o in options_of(ModelConfig, "cli")]
+    assert opt.help
+
+
+def test_chosen_model_defaults():
+    m = ModelConfig()
+    assert m.upsample == get_option(ModelConfig, "upsample").default == "bilinear"  # QUALITY.md: no lattice
+    assert m.ndf == m.ngf  # the discriminator as wide as the generator (presets keep them equal)
+    assert m.norm == "batch" and m.dropout is True  # with batch >= 2, batch norm is kept (see QUALITY.md)
+    assert (m.discriminator, m.discriminator_layers) == ("patch", 3)
+
+
+def test_chosen_training_defaults():
+    t = TrainConfig()
+    assert t.batch_size == 2  # batch 1 + batch norm costs 2-4 dB and collapses resize-conv (QUALITY.md)
+    assert (t.lr, t.beta1, t.beta2, t.lambda_l1, t.lambda_gan) == (2e-4, 0.5, 0.999, 100.0, 1.0)
+    assert t.decay_steps is None and t.constant_steps == t.steps // 2  # linear decay over the 2nd half
+    assert t.augment.jitter and t.augment.flip
+    assert TileConfig().mode == "eval"
+
+
+def test_old_files_and_reference_imports_keep_transposed_convolutions():
+    assert ModelConfig.from_dict({"generator": "unet_32"}).upsample == "transposed"
+
+
+def test_paper_preset_keeps_the_papers_recipe():
+    presets = pytest.importorskip("napari_pix2pix.presets")
+    from napari_pix2pix.config import AugmentConfig
+
+    m = presets.apply_preset("paper", ModelConfig())
+    t = presets.apply_preset("paper", TrainConfig())
+    assert m.upsample == "transposed" and (m.ngf, m.ndf, m.norm, m.dropout) == (64, 64, "batch", True)
+    assert t.batch_size == 1 and t.augment == AugmentConfig(jitter=True, jitter_scale=286 / 256, flip=True)
