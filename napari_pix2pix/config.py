@@ -186,7 +186,7 @@ class DataConfig(_Serialisable):
     channels_a: tuple[int, ...] | None = None
     channels_b: tuple[int, ...] | None = None
     direction: str = "AtoB"
-    validation_fraction: float = 0.0
+    validation_fraction: float = 0.1
     foreground_bias: float = 0.0
 
     def __post_init__(self):

@@ -1,0 +1,215 @@
+"""Option forms generated from the schema (:func:`napari_pix2pix.schema.options_of`).
+
+:class:`OptionsForm` builds one magicgui widget per option of a configuration class that the
+napari face shows: basic options visible, advanced ones in a collapsed section. Defaults,
+choices, ranges, labels and help all come from the schema, so a new field in ``config.py``
+appears here without touching the widget. Fields not yet annotated with ``option(...)`` are
+still shown, with the dataclass default and the ``<NAME>_CHOICES`` tuple of ``config.py``
+when one exists (a bridge while the schema is being filled in).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, SpinBox
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from .. import config as _config
+from ..schema import Option, options_of
+
+_INT_MAX = 2**31 - 1
+_CHOICE_ALIASES = {("TileConfig", "mode"): "TEST_MODE_CHOICES", ("NormConfig", "mode"): "NORM_MODE_CHOICES"}
+_FLOAT_MAX = 1e12
+
+
+def _is_config(value) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def _fallback_options(cls) -> list[Option]:
+    """Options of a class whose fields carry no schema metadata: dataclass defaults, and the
+    ``<FIELD>_CHOICES`` tuple of config.py when there is one."""
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        choices = getattr(_config, _CHOICE_ALIASES.get((cls.__name__, f.name), f"{f.name.upper()}_CHOICES"), None)
+        out.append(Option(help="", choices=choices, name=f.name, default=default, type=f.type))
+    return out
+
+
+def napari_options(cls) -> list[Option]:
+    """The options of ``cls`` that the napari face shows, in declaration order."""
+    annotated = options_of(cls)
+    if annotated:
+        return options_of(cls, "napari")
+    return _fallback_options(cls)
+
+
+def _type_text(opt: Option) -> str:
+    t = opt.type
+    return t if isinstance(t, str) else getattr(t, "__name__", str(t))
+
+
+def widget_for(opt: Option, value: Any = None, label: str | None = None):
+    """A magicgui widget for one option (value: ``value`` or the schema default)."""
+    value = opt.default if value is None else value
+    kw: dict = {"label": label or opt.display_label(), "tooltip": opt.help or None}
+    if opt.unit and opt.help:
+        kw["tooltip"] = f"{opt.help} ({opt.unit})"
+    text = _type_text(opt).replace(" ", "")
+    optional = "None" in text or value is None
+    if opt.choices is not None:
+        choices = list(opt.choices)
+        if value is not None and value not in choices:
+            choices.append(value)
+        return ComboBox(choices=choices, value=value, **kw)
+    if isinstance(value, bool) or text.startswith("bool"):
+        return CheckBox(value=bool(value), **kw)
+    low, high = opt.range if opt.range is not None else (None, None)
+    if not optional and (isinstance(value, int) or text.startswith("int")):
+        return SpinBox(value=int(value), min=int(low) if low is not None else 0,
+                       max=int(high) if high is not None else _INT_MAX, **kw)
+    if not optional and (isinstance(value, float) or text.startswith("float")):
+        w = FloatSpinBox(value=float(value), min=float(low) if low is not None else 0.0,
+                         max=float(high) if high is not None else _FLOAT_MAX,
+                         step=_float_step(value, low, high), **kw)
+        w.native.setDecimals(_decimals(value))
+        return w
+    if opt.name.endswith("_dir") or opt.name.endswith("_path") or opt.name.endswith("_file"):
+        mode = "d" if opt.name.endswith("_dir") else "r"
+        return FileEdit(mode=mode, value="" if value is None else str(value), **kw)
+    w = LineEdit(value="" if value is None else str(value), **kw)
+    if optional:
+        w.native.setPlaceholderText("auto")
+    return w
+
+
+def _float_step(value, low, high) -> float:
+    if low is not None and high is not None and high - low <= 1:
+        return 0.05
+    v = abs(float(value or 0))
+    if 0 < v < 1e-2:
+        return v / 2
+    return 10 ** (len(str(int(v))) - 1) / 10 if v >= 1 else 0.1
+
+
+def _decimals(value) -> int:
+    v = abs(float(value or 0))
+    if 0 < v < 1e-2:
+        return 7
+    return 4
+
+
+def _parse(opt: Option, raw):
+    """Widget value -> field value (empty text -> None for optional fields; numbers parsed)."""
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if raw in ("", "."):
+            return None
+        text = _type_text(opt)
+        if text.startswith("int") or isinstance(opt.default, int) and not isinstance(opt.default, bool):
+            try:
+                return int(raw)
+            except ValueError:
+                pass
+        if text.startswith("float"):
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+    if hasattr(raw, "__fspath__"):
+        raw = str(raw)
+        return None if raw in ("", ".") else raw
+    return raw
+
+
+def magicgui_options(cls, name: str) -> dict:
+    """magicgui options (choices, or min/max, and the help as tooltip) of one schema field, for
+    ``Annotated[...]`` parameters of the function widgets."""
+    opt = next(o for o in napari_options(cls) if o.name == name)
+    out: dict = {}
+    if opt.help:
+        out["tooltip"] = opt.help
+    if opt.choices is not None:
+        out["choices"] = list(opt.choices)
+    elif isinstance(opt.default, (int, float)) and not isinstance(opt.default, bool):
+        low, high = opt.range if opt.range is not None else (None, None)
+        out["min"] = low if low is not None else 0
+        out["max"] = high if high is not None else (_INT_MAX if isinstance(opt.default, int) else _FLOAT_MAX)
+    return out
+
+
+class OptionsForm:
+    """Widgets for the napari options of ``cls`` (``exclude``: fields the dock sets itself,
+    such as channel counts; nested configuration fields are left out).
+
+    ``basic``: names shown outside the collapsed section for fields that have no schema level
+    yet. :attr:`widgets` maps field name -> widget; :attr:`native` is the QWidget to dock.
+    """
+
+    def __init__(self, cls, *, exclude=(), labels: dict | None = None, basic=(), title: str = "advanced"):
+        from superqt import QCollapsible
+
+        self.cls = cls
+        self.options: dict[str, Option] = {}
+        self.widgets: dict[str, Any] = {}
+        annotated = bool(options_of(cls))
+        basic_widgets, advanced_widgets = [], []
+        for opt in napari_options(cls):
+            if opt.name in exclude or _is_config(opt.default):
+                continue
+            w = widget_for(opt, label=(labels or {}).get(opt.name))
+            self.options[opt.name] = opt
+            self.widgets[opt.name] = w
+            is_basic = opt.level == "basic" if annotated else opt.name in basic
+            (basic_widgets if is_basic else advanced_widgets).append(w)
+        self.basic = Container(widgets=basic_widgets)
+        self.advanced = Container(widgets=advanced_widgets)
+        self.basic.native.layout().setContentsMargins(0, 0, 0, 0)
+        self.advanced.native.layout().setContentsMargins(0, 0, 0, 0)
+        self.native = QWidget()
+        layout = QVBoxLayout(self.native)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.basic.native)
+        self.collapsible = QCollapsible(title)
+        self.collapsible.addWidget(self.advanced.native)
+        self.collapsible.collapse(animate=False)
+        self.collapsible.setVisible(bool(advanced_widgets))
+        layout.addWidget(self.collapsible)
+
+    def __getitem__(self, name: str):
+        return self.widgets[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.widgets
+
+    def values(self) -> dict:
+        """Field values of the widgets (parsed: empty text -> None)."""
+        return {name: _parse(self.options[name], w.value) for name, w in self.widgets.items()}
+
+    def set(self, name: str, value) -> None:
+        if name in self.widgets and value is not None:
+            w = self.widgets[name]
+            if isinstance(w, ComboBox) and value not in w.choices:
+                return
+            w.value = value
+
+    def build(self, **fixed):
+        """An instance of the configuration class from the widgets plus ``fixed`` fields."""
+        return self.cls(**{**self.values(), **fixed})
+
+    @property
+    def enabled(self) -> bool:
+        return self.native.isEnabled()
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self.native.setEnabled(bool(value))
