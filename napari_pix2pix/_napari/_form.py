@@ -81,6 +81,7 @@ def widget_for(opt: Option, value: Any = None, label: str | None = None):
                          max=float(high) if high is not None else _FLOAT_MAX,
                          step=_float_step(value, low, high), **kw)
         w.native.setDecimals(_decimals(value))
+        w.value = float(value)  # set again: the spin box rounded it to its default 2 decimals
         return w
     if opt.name.endswith("_dir") or opt.name.endswith("_path") or opt.name.endswith("_file"):
         mode = "d" if opt.name.endswith("_dir") else "r"
@@ -101,10 +102,9 @@ def _float_step(value, low, high) -> float:
 
 
 def _decimals(value) -> int:
-    v = abs(float(value or 0))
-    if 0 < v < 1e-2:
-        return 7
-    return 4
+    """Enough decimals to show the default exactly (0.999 must not round to 1), at least 2."""
+    digits = f"{abs(float(value or 0)):.10f}".rstrip("0").split(".")[1]
+    return min(max(len(digits), 2), 10)
 
 
 def _parse(opt: Option, raw):

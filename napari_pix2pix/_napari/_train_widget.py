@@ -18,7 +18,7 @@ from magicgui.widgets import FileEdit, Label, PushButton
 from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QHBoxLayout, QWidget
 
-from ..config import ModelConfig, TrainConfig
+from ..config import AugmentConfig, ModelConfig, TrainConfig
 from ..errors import ConfigError, Pix2PixError
 from ._common import DockWidget, ProgressLine, set_enabled
 from ._form import OptionsForm
@@ -101,6 +101,7 @@ class TrainWidget(DockWidget):
         self.model_form = OptionsForm(ModelConfig, exclude=MODEL_FIXED, basic=MODEL_BASIC, title="advanced model")
         self.train_form = OptionsForm(TrainConfig, exclude=TRAIN_FIXED, basic=TRAIN_BASIC,
                                       title="advanced training")
+        self.augment_form = OptionsForm(AugmentConfig, title="augmentation")
         self.rf_label = Label(value="receptive field: ...")
         self.devices_label = Label(value="")
         self.resume_file = FileEdit(label="resume from", mode="r", filter="*.safetensors", value="",
@@ -124,6 +125,7 @@ class TrainWidget(DockWidget):
         self.add(self.resume_file)
         self.add(self.model_form.collapsible)
         self.add(self.train_form.collapsible)
+        self.add(self.augment_form.collapsible)
         self.add(self.devices_label)
         self.add(buttons)
         self.add(self.progress_line)
@@ -165,7 +167,7 @@ class TrainWidget(DockWidget):
 
     def __getattr__(self, name):
         # the option widgets by field name (widget.steps, widget.generator, ...)
-        for form in ("model_form", "train_form"):
+        for form in ("model_form", "train_form", "augment_form"):
             f = self.__dict__.get(form)
             if f is not None and name in f:
                 return f[name]
@@ -214,7 +216,7 @@ class TrainWidget(DockWidget):
                else "choose a checkpoint file in 'resume from'")
         set_enabled(self.resume_button, has_data and not running and has_file, why,
                     "continue the training stored in 'resume from'")
-        self.model_form.enabled = self.train_form.enabled = not running
+        self.model_form.enabled = self.train_form.enabled = self.augment_form.enabled = not running
         self.resume_file.enabled = not running
 
     def configs(self) -> tuple[ModelConfig, TrainConfig]:
@@ -222,7 +224,7 @@ class TrainWidget(DockWidget):
         ds, val = self.state.train_dataset, self.state.val_dataset
         model = self.model_form.build(in_channels=ds.in_channels, out_channels=ds.out_channels)
         values = self.train_form.values()
-        fixed = {"crop": int(self.state.crop)}
+        fixed = {"crop": int(self.state.crop), "augment": self.augment_form.build()}
         if not values.get("validate_every") and val is not None and len(val):
             fixed["validate_every"] = values.get("preview_every") or 1  # validation on when there is a split
         train = self.train_form.cls(**{**values, **fixed})
@@ -437,10 +439,13 @@ class TrainWidget(DockWidget):
 
     # --------------------------------------------------------------- closing with the viewer
     def _watch_window(self) -> None:
+        import weakref
+
         window = self.window()
-        if window is not None and window is not self and window is not self._watched_window:
+        watched = self._watched_window() if self._watched_window is not None else None
+        if window is not None and window is not self and window is not watched:
             window.installEventFilter(self._close_filter)
-            self._watched_window = window
+            self._watched_window = weakref.ref(window)  # never keep the viewer's window alive
 
     def closeEvent(self, event):  # noqa: N802 - Qt name
         self.shutdown()
