@@ -64,6 +64,20 @@ class LayerPicker(ComboBox):
         return [name for name, value in self._layer_choices() if value is not None]
 
 
+def when_alive(slot):
+    """Wrap a slot fed by a worker: when the dock was closed before the worker ended (its Qt
+    widgets are deleted), the late result is dropped instead of raising in the event loop."""
+    def call(*args):
+        try:
+            return slot(*args)
+        except RuntimeError as exc:
+            if "has been deleted" not in str(exc):
+                raise
+            return None
+
+    return call
+
+
 def set_enabled(button, enabled: bool, why: str = "", tooltip: str = "") -> None:
     """Enable a button, or disable it with ``why`` as its tooltip (every disabled button says why)."""
     button.enabled = bool(enabled)

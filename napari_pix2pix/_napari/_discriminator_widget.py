@@ -13,7 +13,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 
 from ..config import TileConfig
 from ..errors import InputError, ModelFileError
-from ._common import DockWidget, LayerPicker, info_label, set_enabled
+from ._common import DockWidget, when_alive, LayerPicker, info_label, set_enabled
 from ._form import napari_options, widget_for
 from ._layers import HELPER_KEY, channel_axis, helper_name, remove_helpers, upsert_image
 from ._workers import Failed, call
@@ -165,9 +165,9 @@ class DiscriminatorWidget(DockWidget):
         self.worker = call(maps_of, model, source, target, channel_axis_source=channel_axis(source_layer),
                            channel_axis_target=channel_axis(target_layer) if target_layer is not None else None,
                            mode=self.mode.value)
-        self.worker.returned.connect(lambda result: self._on_maps(result, source_layer, target_layer))
-        self.worker.errored.connect(lambda exc: self.show_error(exc, notify_user=False))
-        self.worker.finished.connect(self._on_done)
+        self.worker.returned.connect(when_alive(lambda result: self._on_maps(result, source_layer, target_layer)))
+        self.worker.errored.connect(when_alive(lambda exc: self.show_error(exc, notify_user=False)))
+        self.worker.finished.connect(when_alive(self._on_done))
         self._update_button()
         self.worker.start()
 

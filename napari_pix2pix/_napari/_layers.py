@@ -50,7 +50,7 @@ def error_text(exc: BaseException) -> str:
     """What a user sees for ``exc``: our own errors verbatim, anything else flagged as a bug."""
     if isinstance(exc, Pix2PixError):
         return str(exc)
-    return f"Unexpected error ({type(exc).__name__}: {exc}). Please report this as a bug."
+    return f"Unexpected error ({exc.__class__.__name__}: {exc}). Please report this as a bug."
 
 
 def notify(message: str, level: str = "info") -> None:
@@ -65,7 +65,7 @@ def notify(message: str, level: str = "info") -> None:
 
 # ------------------------------------------------------------------------------- layers
 def layer_kind(layer) -> str:
-    return type(layer).__name__.lower()
+    return layer.__class__.__name__.lower()
 
 
 def image_layers(viewer, kinds: Iterable[str] = IMAGE_KINDS) -> list:

@@ -16,7 +16,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton
 
 from ..config import DataConfig, NormConfig, TrainConfig
 from ..errors import DatasetError, InputError, Pix2PixError
-from ._common import DockWidget, LayerPicker, set_enabled
+from ._common import DockWidget, when_alive, LayerPicker, set_enabled
 from ._form import OptionsForm, napari_options, widget_for
 from ._layers import error_text, helper_name, is_helper, is_rgb, layer_array, model_to_display, remove_helpers, \
     upsert_image
@@ -170,7 +170,7 @@ class PairDataWidget(DockWidget):
         """Pick a sensible A/B pair: an image for A, a labels (or second) layer for B."""
         layers = [ly for ly in self.layer_a.choices if ly is not None]
         if len(layers) >= 2:
-            b = next((ly for ly in layers if type(ly).__name__ == "Labels"), layers[-1])
+            b = next((ly for ly in layers if ly.__class__.__name__ == "Labels"), layers[-1])
             a = next((ly for ly in layers if ly is not b), layers[0])
             self.layer_a.value, self.layer_b.value = a, b
 
@@ -186,8 +186,8 @@ class PairDataWidget(DockWidget):
             self.crop.value = int(training.crop)
         layers = [ly for ly in self.layer_a.choices if ly is not None]
         kinds = {side: "Labels" if data.get(f"{side}_is_labels") else "Image" for side in ("a", "b")}
-        a = next((ly for ly in layers if type(ly).__name__ == kinds["a"]), None)
-        b = next((ly for ly in layers if type(ly).__name__ == kinds["b"] and ly is not a), None)
+        a = next((ly for ly in layers if ly.__class__.__name__ == kinds["a"]), None)
+        b = next((ly for ly in layers if ly.__class__.__name__ == kinds["b"] and ly is not a), None)
         if a is not None and b is not None:
             self.layer_a.value, self.layer_b.value = a, b
 
@@ -237,9 +237,9 @@ class PairDataWidget(DockWidget):
         self.show_message("pairing...")
         self.report.value = ""
         self.worker = call(run_pair_job, job, config)
-        self.worker.returned.connect(lambda result: self._on_paired(result, config, crop))
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_done)
+        self.worker.returned.connect(when_alive(lambda result: self._on_paired(result, config, crop)))
+        self.worker.errored.connect(when_alive(self._on_error))
+        self.worker.finished.connect(when_alive(self._on_done))
         self._update_button()
         self.worker.start()
         return True

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QHBoxLayout, QWidget
 
 from ..config import AugmentConfig, ModelConfig, TrainConfig
 from ..errors import ConfigError, Pix2PixError
-from ._common import DockWidget, ProgressLine, set_enabled
+from ._common import DockWidget, when_alive, ProgressLine, set_enabled
 from ._form import OptionsForm
 from ._layers import error_text, helper_name, is_helper, model_to_display, notify, remove_helpers
 from ._plot import LossPlot
@@ -156,7 +156,7 @@ class TrainWidget(DockWidget):
         self.state.dataset_changed.connect(self._on_dataset)
         self._update_rf()
         devices = call(found_devices)
-        devices.returned.connect(self._on_devices)
+        devices.returned.connect(when_alive(self._on_devices))
         self.run_in_background(devices)
         self._on_dataset(self.state)
         from qtpy.QtWidgets import QApplication
@@ -181,7 +181,7 @@ class TrainWidget(DockWidget):
         self.rf_label.value = "receptive field: ..."
         worker = call(receptive_field_text, values.get("discriminator"), int(values.get("discriminator_layers")))
         self.rf_worker = worker
-        worker.returned.connect(lambda text, w=worker: self._on_rf(w, text))
+        worker.returned.connect(when_alive(lambda text, w=worker: self._on_rf(w, text)))
         self.run_in_background(worker)
 
     def _on_rf(self, worker, text) -> None:
@@ -279,8 +279,10 @@ class TrainWidget(DockWidget):
             self.plot.clear()
         self._model_config, self._crop = model_config, train_config.crop
         self.worker = start_training(make_trainer, control)
-        self.worker.yielded.connect(self._on_event)
-        self.worker.finished.connect(self._on_worker_finished)
+        self._slots = (when_alive(self._on_event), when_alive(self._on_worker_finished))
+        self.worker.yielded.connect(self._slots[0])
+        self.worker.errored.connect(when_alive(lambda exc: self.show_error(exc, notify_user=False)))  # notified
+        self.worker.finished.connect(self._slots[1])
         from napari.utils import progress
 
         self.progress = progress(total=train_config.steps, desc="pix2pix training")
@@ -322,7 +324,7 @@ class TrainWidget(DockWidget):
         if not self.running:
             return True
         worker, control = self.worker, self.control
-        for signal, slot in ((worker.yielded, self._on_event), (worker.finished, self._on_worker_finished)):
+        for signal, slot in zip((worker.yielded, worker.finished), self._slots):
             try:
                 signal.disconnect(slot)
             except (TypeError, RuntimeError):

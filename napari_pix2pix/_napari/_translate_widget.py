@@ -22,7 +22,7 @@ from qtpy.QtWidgets import QHBoxLayout, QWidget
 
 from ..config import TileConfig
 from ..errors import InputError
-from ._common import DockWidget, LayerPicker, ProgressLine, info_label, set_enabled
+from ._common import DockWidget, when_alive, LayerPicker, ProgressLine, info_label, set_enabled
 from ._form import OptionsForm
 from ._layers import error_text, layer_array, unique_name
 from ._workers import Failed, call
@@ -117,7 +117,7 @@ class TranslateWidget(DockWidget):
         self.state.model_changed.connect(self._on_trained_model)
         self._watch = QTimer(self)  # a cheap stat of the model file: its info never goes stale
         self._watch.setInterval(1000)
-        self._watch.timeout.connect(self.check_model_file)
+        self._watch.timeout.connect(when_alive(self.check_model_file))
         self._watch.start()
         self._update_buttons()
 
@@ -152,9 +152,9 @@ class TranslateWidget(DockWidget):
         self.info.value = f"loading {Path(path).name}..."
         loader = call(_load_with_summary, path)
         self.loader = loader
-        loader.returned.connect(lambda result, w=loader, p=path: self._on_loaded(w, p, result))
-        loader.errored.connect(lambda exc: self._on_load_error(exc))
-        loader.finished.connect(lambda w=loader: self._loader_done(w))
+        loader.returned.connect(when_alive(lambda result, w=loader, p=path: self._on_loaded(w, p, result)))
+        loader.errored.connect(when_alive(lambda exc: self._on_load_error(exc)))
+        loader.finished.connect(when_alive(lambda w=loader: self._loader_done(w)))
         self._update_buttons()
         self.run_in_background(loader)
 
@@ -254,9 +254,9 @@ class TranslateWidget(DockWidget):
                            overlap=config.overlap, mode=config.mode, device=config.device,
                            batch_size=config.batch_size, progress=self._relay.progressed.emit,
                            cancel=lambda: self._cancel)
-        self.worker.returned.connect(self._on_result)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_done)
+        self.worker.returned.connect(when_alive(self._on_result))
+        self.worker.errored.connect(when_alive(self._on_error))
+        self.worker.finished.connect(when_alive(self._on_done))
         self._update_buttons()
         self.worker.start()
         return True
@@ -285,7 +285,7 @@ class TranslateWidget(DockWidget):
         key = (info.get("source_layer"), info.get("model_file") or info.get("model_sha256"))
         previous = self._outputs.get(key)
         if self.replace.value and previous is not None and previous in self.viewer.layers \
-                and type(previous).__name__.lower() == kind and previous.data.ndim == data.ndim:
+                and previous.__class__.__name__.lower() == kind and previous.data.ndim == data.ndim:
             previous.data = data
             previous.metadata = meta["metadata"]
             self.last_layer = previous

@@ -57,10 +57,9 @@ def layer_channels(layer) -> int:
 def model_accepts(model, layer) -> bool:
     """Whether ``model`` can take ``layer`` as its input: a Labels layer when the model's source
     is labels, otherwise an image with the model's number of input channels."""
-    kind = type(layer).__name__
+    kind = layer.__class__.__name__
     if model.is_labels("a"):
-        return kind == "Labels" or (kind == "Image" and np.issubdtype(layer.dtype, np.integer)
-                                    and not getattr(layer, "rgb", False))
+        return kind == "Labels"
     return kind == "Image" and layer_channels(layer) == int(model.config.in_channels)
 
 
