@@ -175,7 +175,8 @@ class DockWidget(QWidget):
     @property
     def idle(self) -> bool:
         """No action and no helper worker is running."""
-        return getattr(self, "worker", None) is None and not self.background
+        layers = getattr(self.state, "layers", None)
+        return getattr(self, "worker", None) is None and not self.background and not (layers and layers.pending)
 
     def add(self, widget) -> None:
         """Append a magicgui widget or a QWidget."""

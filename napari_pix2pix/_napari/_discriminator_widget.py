@@ -220,18 +220,23 @@ class DiscriminatorWidget(DockWidget):
         self.stats.value = f"training step {event.step}:\n" + self.summary()
 
     def _show_maps(self, layers, real, fake, source_layer) -> None:
-        active = self.viewer.layers.selection.active
         self.maps = {"real": real, "fake": fake}
         self.map_layers = {}
         self.placement_layer = source_layer
         for (data, meta, _kind), role in zip(layers, (["real", "fake"] if real is not None else ["fake"])):
             meta = dict(meta)
             name = meta.pop("name")
-            self._attach(upsert_image(self.viewer, name, data, **meta), role)
-        if active is not None and active in self.viewer.layers and active not in self.map_layers.values():
-            self.viewer.layers.selection.active = self.map_layers["fake"]
+            # added one per event-loop turn (adding a layer is the slow part), updated in place after
+            self.state.layers.put(name, data, on_added=lambda layer, role=role: self._attach(layer, role), **meta)
+        self.state.layers.when_idle(self._select_fake_map)
         self.stats.value = self.summary()
         self.show_message("maps added; click a cell of a map to see its receptive field.")
+
+    def _select_fake_map(self) -> None:
+        """Select the fake map, so that clicking shows a receptive field."""
+        fake = self.map_layers.get("fake")
+        if fake is not None and fake in self.viewer.layers:
+            self.viewer.layers.selection.active = fake
 
     def _attach(self, layer, role: str) -> None:
         if self.on_map_click not in layer.mouse_drag_callbacks:

@@ -151,27 +151,33 @@ class OptionsForm:
     such as channel counts; nested configuration fields are left out).
 
     ``basic``: names shown outside the collapsed section for fields that have no schema level
-    yet. :attr:`widgets` maps field name -> widget; :attr:`native` is the QWidget to dock.
+    yet. The advanced widgets are built when the section is first opened or a widget is first
+    asked for (opening a dock stays quick); until then their values are the schema defaults.
+    :attr:`widgets` maps field name -> built widget; :attr:`native` is the QWidget to dock.
     """
 
     def __init__(self, cls, *, exclude=(), labels: dict | None = None, basic=(), title: str = "advanced"):
         from superqt import QCollapsible
 
         self.cls = cls
+        self.labels = dict(labels or {})
         self.options: dict[str, Option] = {}
         self.widgets: dict[str, Any] = {}
+        self._lazy: list[str] = []
         annotated = bool(options_of(cls))
-        basic_widgets, advanced_widgets = [], []
+        basic_widgets = []
         for opt in napari_options(cls):
             if opt.name in exclude or _is_config(opt.default):
                 continue
-            w = widget_for(opt, label=(labels or {}).get(opt.name))
             self.options[opt.name] = opt
-            self.widgets[opt.name] = w
-            is_basic = opt.level == "basic" if annotated else opt.name in basic
-            (basic_widgets if is_basic else advanced_widgets).append(w)
+            if (opt.level == "basic") if annotated else (opt.name in basic):
+                w = widget_for(opt, label=self.labels.get(opt.name))
+                self.widgets[opt.name] = w
+                basic_widgets.append(w)
+            else:
+                self._lazy.append(opt.name)
         self.basic = Container(widgets=basic_widgets)
-        self.advanced = Container(widgets=advanced_widgets)
+        self.advanced = Container(widgets=[])
         self.basic.native.layout().setContentsMargins(0, 0, 0, 0)
         self.advanced.native.layout().setContentsMargins(0, 0, 0, 0)
         self.native = QWidget()
@@ -182,22 +188,45 @@ class OptionsForm:
         self.collapsible = QCollapsible(title)
         self.collapsible.addWidget(self.advanced.native)
         self.collapsible.collapse(animate=False)
-        self.collapsible.setVisible(bool(advanced_widgets))
+        self.collapsible.setVisible(bool(self._lazy))
+        self.collapsible.toggleButton().pressed.connect(self.build_advanced)
+        self.collapsible.toggled.connect(self._on_toggled)
+        self._enabled = True
         layout.addWidget(self.collapsible)
 
+    def build_advanced(self) -> None:
+        """Create the advanced widgets now (once)."""
+        if not self._lazy:
+            return
+        names, self._lazy = self._lazy, []
+        for name in names:
+            w = widget_for(self.options[name], label=self.labels.get(name))
+            w.enabled = self._enabled
+            self.widgets[name] = w
+            self.advanced.append(w)
+
+    def _on_toggled(self, expanded: bool) -> None:
+        if expanded and self._lazy:
+            self.build_advanced()
+            self.collapsible.expand(animate=False)  # the height of what was just built
+
     def __getitem__(self, name: str):
+        if name not in self.widgets and name in self._lazy:
+            self.build_advanced()
         return self.widgets[name]
 
     def __contains__(self, name: str) -> bool:
-        return name in self.widgets
+        return name in self.options
 
     def values(self) -> dict:
-        """Field values of the widgets (parsed: empty text -> None)."""
-        return {name: _parse(self.options[name], w.value) for name, w in self.widgets.items()}
+        """Field values of the widgets (parsed: empty text -> None); schema defaults for the
+        advanced options not built yet."""
+        return {name: _parse(opt, self.widgets[name].value) if name in self.widgets else opt.default
+                for name, opt in self.options.items()}
 
     def set(self, name: str, value) -> None:
-        if name in self.widgets and value is not None:
-            w = self.widgets[name]
+        if name in self.options and value is not None:
+            w = self[name]
             if isinstance(w, ComboBox) and value not in w.choices:
                 return
             w.value = value
@@ -208,8 +237,10 @@ class OptionsForm:
 
     @property
     def enabled(self) -> bool:
-        return self.native.isEnabled()
+        return self._enabled
 
     @enabled.setter
     def enabled(self, value: bool) -> None:
-        self.native.setEnabled(bool(value))
+        self._enabled = bool(value)
+        for w in self.widgets.values():
+            w.enabled = self._enabled

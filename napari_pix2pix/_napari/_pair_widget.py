@@ -98,7 +98,6 @@ class PairDataWidget(DockWidget):
         self.data_form = OptionsForm(DataConfig, exclude=DATA_FIXED, basic=DATA_BASIC, title="advanced pairing")
         self.norm_a_form = OptionsForm(NormConfig, title="normalise A", labels=None)
         self.norm_b_form = OptionsForm(NormConfig, title="normalise B", labels=None)
-        self.direction = self.data_form["direction"]
         self.validation = self.data_form["validation_fraction"]
         self.channel_layer = LayerPicker(v, "layer", kinds=("image",))
         self.channels_a = LineEdit(label="channels A", value="0", tooltip="channel numbers of A, e.g. 0 or 0,1,2")
@@ -290,7 +289,8 @@ class PairDataWidget(DockWidget):
         for k, (name, side) in enumerate(((EXAMPLE_A, "a"), (EXAMPLE_B, "b"))):
             mosaic = _mosaic(rows[side], gap)
             kw = {} if mosaic.ndim == 3 else {"contrast_limits": (-1.0, 1.0), "colormap": "gray"}
-            upsert_image(self.viewer, name, mosaic, translate=(k * (size + gap), right + 2 * gap), **kw)
+            # added one per event-loop turn (adding a layer is the slow part), updated in place after
+            self.state.layers.put(name, mosaic, translate=(k * (size + gap), right + 2 * gap), **kw)
 
 
 def _mosaic(patches: list, gap: int) -> np.ndarray:

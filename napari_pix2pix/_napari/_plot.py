@@ -4,7 +4,9 @@
 D fake) with exponential smoothing and a log-scale toggle, and the validation metrics (PSNR,
 SSIM) as they arrive. Raw values stay in :attr:`LossPlot.series` (what tests and scripts read);
 the curves are redrawn at most every 200 ms so a fast training never floods the GUI.
-:meth:`LossPlot.load_history` fills the plot from a checkpoint's history (Resume).
+:meth:`LossPlot.load_history` fills the plot from a checkpoint's history (Resume). The
+pyqtgraph canvas is built by :meth:`LossPlot.build` (the Train dock imports pyqtgraph in a
+worker first, so opening the dock does not wait for it); data added before is kept.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import math
 
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 # engine key -> curve name
 LOSS_NAMES = {"G_GAN": "G cGAN", "G_L1": "G L1", "D_real": "D real", "D_fake": "D fake"}
@@ -39,8 +41,6 @@ class LossPlot(QWidget):
     history, :attr:`smoothing` and :attr:`log_scale` are the two display controls."""
 
     def __init__(self, parent=None):
-        import pyqtgraph as pg
-
         super().__init__(parent)
         self.series: dict[str, tuple[list[float], list[float]]] = {
             name: ([], []) for name in (*LOSS_NAMES.values(), *VALIDATION_NAMES.values())}
@@ -62,6 +62,24 @@ class LossPlot(QWidget):
         controls.addWidget(self.log_scale)
         controls.addStretch()
         layout.addLayout(controls)
+        self.placeholder = QLabel("loading the plot...")
+        self.placeholder.setMinimumHeight(260)
+        self.placeholder.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        layout.addWidget(self.placeholder)
+        self.graphics = None
+        self.curves = {}
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(200)
+        self._timer.timeout.connect(self.redraw)
+        self.smoothing.valueChanged.connect(lambda *_: self.redraw())
+        self.log_scale.toggled.connect(lambda *_: self.redraw())
+
+    def build(self) -> None:
+        """Create the pyqtgraph canvas (once) and draw what is there."""
+        if self.graphics is not None:
+            return
+        import pyqtgraph as pg
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setMinimumHeight(260)
@@ -72,19 +90,14 @@ class LossPlot(QWidget):
         self.ssim = self.graphics.addPlot(row=1, col=1, title="validation SSIM")
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 2)
-        self.curves = {}
         for name in LOSS_NAMES.values():
             self.curves[name] = self.losses.plot([], [], name=name, pen=pg.mkPen(_COLOURS[name], width=1.5))
         for name, plot in (("val PSNR", self.psnr), ("val SSIM", self.ssim)):
             self.curves[name] = plot.plot([], [], name=name, pen=pg.mkPen(_COLOURS[name], width=1.5),
                                           symbol="o", symbolSize=4, symbolBrush=_COLOURS[name])
-        layout.addWidget(self.graphics)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(200)
-        self._timer.timeout.connect(self.redraw)
-        self.smoothing.valueChanged.connect(lambda *_: self.redraw())
-        self.log_scale.toggled.connect(lambda *_: self.redraw())
+        self.layout().replaceWidget(self.placeholder, self.graphics)
+        self.placeholder.deleteLater()
+        self.placeholder = None
         self.redraw()
 
     # ---------------------------------------------------------------------------- data
@@ -133,6 +146,8 @@ class LossPlot(QWidget):
 
     # ---------------------------------------------------------------------------- drawing
     def redraw(self) -> None:
+        if self.graphics is None:
+            return
         weight = float(self.smoothing.value())
         log = self.log_scale.isChecked()
         self.losses.setLogMode(y=log)

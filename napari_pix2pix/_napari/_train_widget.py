@@ -55,6 +55,10 @@ def receptive_field_text(discriminator: str, layers: int) -> str:
 
 
 def found_devices() -> str:
+    """What devices torch finds; also imports pyqtgraph for the plot (worker thread: opening
+    the dock does not wait for either import)."""
+    import pyqtgraph  # noqa: F401
+
     from ..devices import describe_devices
 
     return f"found: {describe_devices()}"
@@ -191,6 +195,7 @@ class TrainWidget(DockWidget):
 
     def _on_devices(self, text) -> None:
         self.devices_label.value = error_text(text.error) if isinstance(text, Failed) else text
+        self.plot.build()
 
     def _on_dataset(self, state):
         if not self.running:
@@ -374,6 +379,7 @@ class TrainWidget(DockWidget):
         """The trainer exists (built in the worker): show its history (Resume), queue the preview
         layers, and let the worker train once they exist."""
         self.state.geometry = event.geometry
+        self.plot.build()
         if self.progress is not None and event.step:
             self.progress.update(event.step)
         self.progress_line.start(event.total, event.step)
