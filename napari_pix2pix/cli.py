@@ -1,9 +1,13 @@
 """Command line: ``python -m napari_pix2pix`` or ``napari-pix2pix``.
 
-Subcommands: ``pair`` (validate and describe a paired source), ``train``, ``translate``, ``info``,
-``demo``. Exit codes: 0 success, 1 bad input (one-line message), 2 usage error (argparse).
-The CLI is a face: it parses options into the engine's configuration dataclasses and calls the
-engine; no training or translation logic lives here.
+Subcommands: ``pair`` (validate and describe a paired source), ``train``, ``translate``,
+``evaluate``, ``info``, ``import``, ``demo``. Exit codes: 0 success, 1 bad input (one-line
+message), 2 usage error (argparse).
+
+The CLI is a face: its options are generated from the schema (:mod:`napari_pix2pix.schema`,
+the fields of :mod:`napari_pix2pix.config`) by :func:`add_schema_options`, so flags, defaults,
+choices, ranges and help texts are the engine's; it parses them into the configuration
+dataclasses and calls the engine. No training or translation logic lives here.
 """
 
 from __future__ import annotations
@@ -13,62 +17,223 @@ import json
 import sys
 from pathlib import Path
 
-from .config import (BEST_METRIC_DIRECTIONS, DEVICE_CHOICES, DIRECTION_CHOICES, GAN_MODE_CHOICES, GENERATOR_CHOICES, NORM_CHOICES, NORM_MODE_CHOICES,
-                     PRECISION_CHOICES, TEST_MODE_CHOICES, DataConfig, ModelConfig, NormConfig, TileConfig,
-                     TrainConfig)
+from .config import AugmentConfig, DataConfig, ModelConfig, NormConfig, TileConfig, TrainConfig
 from .errors import Pix2PixError
+from .schema import Option, accepts, check_value, get_option, options_of
 
-_DEFAULT_MODEL = ModelConfig()
-_DEFAULT_TRAIN = TrainConfig()
-_DEFAULT_TILE = TileConfig()
+FACE = "cli"
+MAX_DETECTED_CHANNELS = 8
 
 
-# ------------------------------------------------------------------------------- options
+# ------------------------------------------------------------------------- schema -> argparse
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option shows its default (unless its help already speaks of one)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.required or not action.option_strings \
+                or action.default is argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+            return text
+        return f"{text} (default: {_shown(action.default)})"
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (tuple, list)):
+        return " ".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _base_type(opt: Option) -> str:
+    """``int``, ``float``, ``bool``, ``str`` or ``tuple`` from the field's annotation."""
+    text = str(opt.type)
+    parts = [p.strip() for p in text.split("|") if p.strip() != "None"]
+    base = parts[0] if parts else "str"
+    return "tuple" if base.startswith("tuple") else base
+
+
+def _value_parser(opt: Option, convert):
+    """An argparse ``type`` that converts and checks the value against the schema, so that an
+    out-of-range or unknown value is a usage error (exit 2) naming the flag."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {convert.__name__}") from None
+        try:
+            check_value(opt, value)
+        except Pix2PixError as exc:
+            raise argparse.ArgumentTypeError(exc.problem.replace(f"`{opt.name}`=", "", 1)) from None
+        return value
+
+    parse.__name__ = convert.__name__
+    return parse
+
+
+def _range_text(opt: Option) -> str | None:
+    if opt.range is None:
+        return None
+    low, high = opt.range
+    if high is None or high >= 2**62:
+        return f"at least {_shown(low)}"
+    if low is None:
+        return f"at most {_shown(high)}"
+    return f"{_shown(low)}..{_shown(high)}"
+
+
+def add_schema_option(group, opt: Option, *, flag: str | None = None, dest: str | None = None,
+                      default=None, help: str | None = None, use_default: bool = True):
+    """Add one schema option to an argparse group: flag ``--field-name`` (or the option's own),
+    its help, type, choices (or a pattern check), range check and default. Returns the action;
+    ``action.schema_name`` is the option's schema name."""
+    flag = flag or opt.cli_flag()
+    kind = _base_type(opt)
+    value = opt.default if use_default else default
+    text = help or opt.help
+    notes = [n for n in (opt.unit, _range_text(opt) if kind in ("int", "float") else None) if n]
+    if "default" not in text:
+        notes.append(f"default: {_shown(value)}")
+    if notes:
+        text = f"{text} ({'; '.join(notes)})"
+    kw: dict = {"dest": dest or opt.name, "default": value}
+    if kind == "bool":
+        action = group.add_argument(flag, action=argparse.BooleanOptionalAction, help=text, **kw)
+    elif kind == "tuple":
+        action = group.add_argument(flag, type=int, nargs="+", metavar="N", help=text, **kw)
+    elif kind in ("int", "float"):
+        convert = int if kind == "int" else float
+        action = group.add_argument(flag, type=_value_parser(opt, convert), help=text, metavar=kind.upper(), **kw)
+    elif opt.choices is not None and opt.pattern is None:
+        action = group.add_argument(flag, choices=opt.choices, help=text, **kw)
+    elif opt.choices is not None:
+        metavar = "{" + ",".join(map(str, opt.choices)) + (f",{opt.pattern_hint}" if opt.pattern_hint and " " not in opt.pattern_hint else ",...") + "}"
+        action = group.add_argument(flag, type=_value_parser(opt, str), metavar=metavar, help=text, **kw)
+    else:
+        action = group.add_argument(flag, help=text, **kw)
+    action.schema_name = opt.name
+    return action
+
+
+def add_schema_options(parser, cls, *, title: str, exclude=(), face: str = FACE) -> list[str]:
+    """Add every option of ``cls`` that the CLI shows: basic ones under ``title``, advanced ones
+    under ``advanced <title>``. Returns the schema names added (they are also the dests)."""
+    basic = parser.add_argument_group(title)
+    advanced = None
+    names = []
+    for opt in options_of(cls, face):
+        if opt.name in exclude:
+            continue
+        if opt.level == "advanced":
+            advanced = advanced or parser.add_argument_group(f"advanced {title}")
+            add_schema_option(advanced, opt)
+        else:
+            add_schema_option(basic, opt)
+        names.append(opt.name)
+    return names
+
+
+def schema_values(cls, args, names=None) -> dict:
+    """The parsed values of ``cls``'s options present in ``args`` (by schema name)."""
+    wanted = {o.name for o in options_of(cls)} if names is None else set(names)
+    return {k: getattr(args, k) for k in wanted if hasattr(args, k)}
+
+
+def explicit_flags(parser: argparse.ArgumentParser, argv) -> set[str]:
+    """The dests whose flags appear in ``argv`` (the parsers take no abbreviations)."""
+    tokens = {t.split("=", 1)[0] for t in argv if t.startswith("-")}
+    found = set()
+    for action in parser._actions:
+        if tokens & set(action.option_strings):
+            found.add(action.dest)
+    return found
+
+
+# ------------------------------------------------------------------------------- sources
 def _add_source_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("paired source (one of: --source/--target, --ab-folder, --source with channels)")
     g.add_argument("--source", help="A: an image file (2-D or a stack) or a folder")
     g.add_argument("--target", help="B: an image file or a folder matched to --source by file name")
     g.add_argument("--ab-folder", help="a folder of side-by-side AB images")
-    g.add_argument("--direction", choices=DIRECTION_CHOICES, default="AtoB", help="for --ab-folder")
-    g.add_argument("--channels-a", type=int, nargs="+", help="channels of --source used as A")
-    g.add_argument("--channels-b", type=int, nargs="+", help="channels of --source used as B")
-    g.add_argument("--norm-a", choices=NORM_MODE_CHOICES, help="normalisation of A (default: percentile, "
-                   "or labels for label images)")
-    g.add_argument("--norm-b", choices=NORM_MODE_CHOICES, help="normalisation of B")
-    g.add_argument("--per-image", action="store_true", help="percentiles per image instead of per dataset")
-    g.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(1.0, 99.8))
-    g.add_argument("--labels-a", action=argparse.BooleanOptionalAction, default=None,
-                   help="treat A as a label image (default: detect)")
-    g.add_argument("--labels-b", action=argparse.BooleanOptionalAction, default=None,
-                   help="treat B as a label image (default: detect)")
-    g.add_argument("--validation", type=float, default=0.0, help="held-out fraction for validation")
-    g.add_argument("--foreground-bias", type=float, default=0.0,
-                   help="probability of re-drawing patches until they hold foreground")
-
-
-def _data_config(args) -> DataConfig:
-    low, high = args.percentiles
-
-    def norm(mode):
-        return NormConfig(mode=mode or "percentile", per_image=args.per_image, low=low, high=high)
-
-    return DataConfig(norm_a=norm(args.norm_a), norm_b=norm(args.norm_b), a_is_labels=args.labels_a,
-                      b_is_labels=args.labels_b,
-                      channels_a=tuple(args.channels_a) if args.channels_a else None,
-                      channels_b=tuple(args.channels_b) if args.channels_b else None,
-                      direction=args.direction, validation_fraction=args.validation,
-                      foreground_bias=args.foreground_bias)
+    g.add_argument("--channel-axis", type=int, default=None,
+                   help="axis of the channels in a multichannel --source (default: detect a first or last "
+                        f"axis of at most {MAX_DETECTED_CHANNELS} channels)")
+    add_schema_options(p, DataConfig, title="pairing")
+    g = p.add_argument_group("normalisation")
+    mode = get_option(NormConfig, "mode")
+    for side in ("a", "b"):
+        add_schema_option(g, mode, flag=f"--norm-{side}", dest=f"norm_{side}", use_default=False,
+                          help=f"normalisation of {side.upper()}: {mode.help} (default: {mode.default}, or "
+                               "labels for label images)")
+    for side in ("a", "b"):
+        g.add_argument(f"--range-{side}", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                       help=f"data values mapped to -1 and +1 for --norm-{side} fixed (implies it)")
+    lo, hi = get_option(NormConfig, "low"), get_option(NormConfig, "high")
+    g.add_argument("--percentiles", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(lo.default, hi.default),
+                   help="percentiles mapped to -1 and +1 for --norm-a/-b percentile")
+    add_schema_option(g, get_option(NormConfig, "per_image"))
+    add_schema_option(g, get_option(NormConfig, "label_encoding"))
 
 
 def _usage(parser: argparse.ArgumentParser, message: str):
     parser.error(message)  # exits 2
 
 
-def load_dataset(args, parser):
+def _norm_config(args, side: str, parser) -> NormConfig:
+    mode = getattr(args, f"norm_{side}")
+    data_range = getattr(args, f"range_{side}")
+    if data_range is not None:
+        if mode not in (None, "fixed"):
+            _usage(parser, f"--range-{side} goes with --norm-{side} fixed, not {mode}")
+        mode = "fixed"
+    if mode == "fixed" and data_range is None:
+        _usage(parser, f"--norm-{side} fixed needs the data range: add --range-{side} LOW HIGH")
+    low, high = data_range if data_range is not None else args.percentiles
+    return NormConfig(mode=mode or "percentile", per_image=args.per_image, low=low, high=high,
+                      label_encoding=args.label_encoding)
+
+
+def _data_config(args, parser) -> DataConfig:
+    values = schema_values(DataConfig, args)
+    for key in ("channels_a", "channels_b"):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
+    return DataConfig(norm_a=_norm_config(args, "a", parser), norm_b=_norm_config(args, "b", parser), **values)
+
+
+def detect_channel_axis(shape, max_channels: int = MAX_DETECTED_CHANNELS) -> int | None:
+    """The channel axis of a C,Y,X / Y,X,C (or Z,Y,X,C / C,Z,Y,X) array: the first or last axis
+    when exactly one of them has at most ``max_channels`` entries; None when that is ambiguous."""
+    if len(shape) < 3:
+        return None
+    first, last = shape[0] <= max_channels, shape[-1] <= max_channels
+    if first == last:
+        return None
+    return 0 if first else len(shape) - 1
+
+
+def _channel_axis(array, args, say) -> int:
+    from .errors import DatasetError
+
+    if args.channel_axis is not None:
+        return args.channel_axis
+    axis = detect_channel_axis(array.shape)
+    if axis is None:
+        raise DatasetError(f"the channel axis of {args.source} (shape {list(array.shape)}) is ambiguous.",
+                           "name it with --channel-axis (0 for C,Y,X; -1 for Y,X,C).", setting="channel_axis")
+    say(f"channels on axis {axis} ({array.shape[axis]} channels)")
+    return axis
+
+
+def load_dataset(args, parser, say=print):
     """The :class:`PairedDataset` named by the source options."""
     from .data import sources
 
-    config = _data_config(args)
+    config = _data_config(args, parser)
     if args.ab_folder:
         if args.source or args.target:
             _usage(parser, "use either --ab-folder or --source/--target, not both")
@@ -80,10 +245,69 @@ def load_dataset(args, parser):
             _usage(parser, "--channels-a and --channels-b go together, with --source and no --target")
         from .io import read_image
 
-        return sources.from_channels(read_image(args.source), args.channels_a, args.channels_b, config)
+        image = read_image(args.source)
+        dataset = sources.from_channels(image, args.channels_a, args.channels_b, config,
+                                        channel_axis=_channel_axis(image, args, say), name=Path(args.source).stem)
+        dataset.source.update(path=str(args.source))
+        return dataset
     if not args.target:
         _usage(parser, "--target is required with --source (or use --channels-a/--channels-b)")
+    if args.channel_axis is not None:
+        if not (Path(args.source).is_file() and Path(args.target).is_file()):
+            _usage(parser, "--channel-axis with --target needs two files (folders are read as they are)")
+        import numpy as np
+
+        from .io import read_image
+
+        a, b = (np.moveaxis(read_image(p), args.channel_axis, -1) for p in (args.source, args.target))
+        return sources.from_arrays(a, b, config, rgb_a=a.shape[-1] > 1, rgb_b=b.shape[-1] > 1,
+                                   names=Path(args.source).stem)
     return sources.from_paths(args.source, args.target, config)
+
+
+# ------------------------------------------------------------------------------- output
+def _table(rows, header=None) -> str:
+    rows = [[str(c) for c in r] for r in rows]
+    if header:
+        rows = [list(header)] + rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    if header:
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _norm_text(norm: dict) -> str:
+    mode = norm.get("mode")
+    if mode == "labels":
+        return f"labels ({norm.get('label_encoding')}, {norm.get('n_classes')} classes)"
+    if mode in ("percentile", "fixed"):
+        pct = norm.get("percentiles")
+        where = f"percentiles {pct[0]:g}..{pct[1]:g} -> " if mode == "percentile" and pct else ""
+        per = ", per image" if norm.get("per_image") else ""
+        return f"{mode}: {where}{norm.get('low'):.4g}..{norm.get('high'):.4g}{per}"
+    return str(mode)
+
+
+def format_description(d: dict) -> str:
+    """``pair``'s text: a line of totals and one row per side."""
+    rows = []
+    for side in ("a", "b"):
+        s = d[side]
+        shapes = ", ".join(f"{k} (x{n})" if n > 1 else k for k, n in s["shapes"].items())
+        rows.append([side.upper(), shapes, s["dtype"], f"{s['channels']} -> {s['model_channels']}",
+                     "yes" if s["is_labels"] else "no", _norm_text(s["normalization"])])
+    head = f"{d['pairs']} pair(s), {d['pixels']:,} pixels, {d['in_channels']} -> {d['out_channels']} model channels"
+    source = d.get("source") or {}
+    lines = [head + (f"  [{source.get('kind')}]" if source.get("kind") else ""),
+             _table(rows, ("side", "shapes (C x H x W)", "dtype", "channels", "labels", "normalisation"))]
+    if d.get("written_ab"):
+        lines.append(f"wrote {len(d['written_ab'])} AB file(s)")
+    return "\n".join(lines)
+
+
+def _say(quiet: bool):
+    return (lambda *a, **k: None) if quiet else (lambda text: print(text, file=sys.stderr))
 
 
 # ------------------------------------------------------------------------------ commands
@@ -91,26 +315,18 @@ def cmd_pair(args, parser) -> int:
     from .data.validate import PairingReport
 
     try:
-        dataset = load_dataset(args, parser)
+        dataset = load_dataset(args, parser, say=_say(args.json))
     except Pix2PixError as exc:
         report = getattr(exc, "report", None)
         if isinstance(report, PairingReport):
-            if args.json:
-                print(json.dumps(report.to_dict(), indent=2))
-            else:
-                print(report.format())
+            print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
         raise
     description = dataset.describe()
     if args.write_ab:
         from .data.sources import write_ab
 
-        written = write_ab(dataset, args.write_ab)
-        description["written_ab"] = [str(p) for p in written]
-    if args.json:
-        print(json.dumps(description, indent=2, default=str))
-    else:
-        for key, value in description.items():
-            print(f"{key}: {value}")
+        description["written_ab"] = [str(p) for p in write_ab(dataset, args.write_ab)]
+    print(json.dumps(description, indent=2, default=str) if args.json else format_description(description))
     return 0
 
 
@@ -121,46 +337,111 @@ def _progress_bar(total: int, desc: str, initial: int = 0, quiet: bool = False):
                 file=sys.stderr)
 
 
-def cmd_train(args, parser) -> int:
-    from .training import FinishedEvent, SavedEvent, StepEvent, Trainer
+def format_validation(step: int, metrics: dict, best=None) -> str:
+    """One line per validation: step, L1, PSNR, SSIM (and Dice/IoU), best so far."""
+    parts = [f"validation at step {step}:"]
+    for key, fmt in (("L1", "{:.4f}"), ("PSNR", "{:.2f} dB"), ("SSIM", "{:.4f}"), ("Dice", "{:.4f}"),
+                     ("IoU", "{:.4f}")):
+        if metrics.get(key) is not None:
+            parts.append(f"{key} " + fmt.format(metrics[key]))
+    if best is not None and getattr(best, "best", None) is not None:
+        parts.append(f"(best {best.metric} {best.best:.4g} at step {best.step})")
+    return "  ".join(parts)
 
-    dataset = load_dataset(args, parser)
-    train_set, val_set = dataset.split(args.validation, seed=args.seed) if args.validation else (dataset, None)
-    model = ModelConfig(generator=args.generator, in_channels=dataset.in_channels,
-                        out_channels=dataset.out_channels, ngf=args.ngf, ndf=args.ndf, norm=args.norm,
-                        dropout=not args.no_dropout, discriminator=args.discriminator,
-                        discriminator_layers=args.discriminator_layers)
-    config = TrainConfig(steps=args.steps, decay_steps=args.decay_steps, batch_size=args.batch_size,
-                         crop=args.crop, lr=args.lr, lambda_l1=args.lambda_l1, lambda_gan=args.lambda_gan,
-                         best_metric=args.best_metric, gan_mode=args.gan_mode,
-                         seed=args.seed, device=args.device, precision=args.precision,
-                         channels_last=args.channels_last, compile=args.compile,
-                         checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
-                         validate_every=args.validate_every if val_set is not None else 0,
-                         preview_every=0, log_every=args.log_every)
+
+def _train_configs(args, parser, argv, dataset) -> tuple[ModelConfig, TrainConfig, str | None]:
+    """Schema defaults, then the preset's overrides (with ``--resume`` and no ``--preset``: the
+    resumed file's training settings), then the flags given on the command line."""
+    from .presets import apply_preset, default_preset
+
+    given = explicit_flags(parser, argv)
+    model_names = [o.name for o in options_of(ModelConfig, FACE)]
+    train_names = [o.name for o in options_of(TrainConfig, FACE)]
+    aug_names = [o.name for o in options_of(AugmentConfig, FACE)]
+    preset = args.preset
+    model = ModelConfig(in_channels=dataset.in_channels, out_channels=dataset.out_channels)
+    train = TrainConfig(preview_every=0)
+    if preset == "auto" and args.resume:
+        from .checkpoint import load_checkpoint
+
+        saved = load_checkpoint(args.resume).training  # continue with the file's settings
+        if saved is not None:
+            train = saved.replace(preview_every=0)
+        preset = None
+    elif preset == "auto":
+        preset = default_preset(args.device)
+    if preset is not None:
+        model, train = apply_preset(preset, model), apply_preset(preset, train)
+    model = model.replace(**{k: getattr(args, k) for k in model_names if k in given})
+    augment = train.augment.replace(**{k: getattr(args, k) for k in aug_names if k in given})
+    train = train.replace(augment=augment, **{k: getattr(args, k) for k in train_names if k in given})
+    if "validate_every" in given and train.validate_every and not dataset_has_validation(args):
+        _usage(parser, "--validate-every needs a held-out split: add --validation FRACTION (e.g. 0.1)")
+    return model, train, preset
+
+
+def dataset_has_validation(args) -> bool:
+    return bool(args.validation_fraction)
+
+
+def cmd_train(args, parser, argv=()) -> int:
+    from .training import FinishedEvent, SavedEvent, StepEvent, Trainer, ValidationEvent
+
+    say = _say(args.quiet)
+    dataset = load_dataset(args, parser, say=say)
+    model, config, preset = _train_configs(args, parser, argv, dataset)
+    train_set, val_set = (dataset.split(args.validation_fraction, seed=config.seed)
+                          if args.validation_fraction else (dataset, None))
+    if val_set is None:
+        config = config.replace(validate_every=0)
+    say(f"{'preset ' + preset if preset else 'resumed settings'}: {model.generator} ngf {model.ngf} ndf {model.ndf}, crop {config.crop}, "
+        f"batch {config.batch_size}, {config.steps} steps")
+    if args.estimate and not args.quiet and args.resume is None:
+        from .presets import estimate_duration
+
+        est = estimate_duration(model, config, device=config.device, steps=config.steps, dataset=train_set)
+        say(f"estimated duration: {est.text}")
     trainer = Trainer(model, config, train_set, val_dataset=val_set, out=args.out, resume=args.resume)
     bar = _progress_bar(config.steps, "train", initial=trainer.step, quiet=args.quiet)
-    last = None
+    last, saved = None, []
     try:
         for event in trainer.events():
             if isinstance(event, StepEvent):
                 bar.update(1)
                 if event.step % max(config.log_every, 1) == 0:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in event.losses.items()})
-            elif isinstance(event, SavedEvent) and not args.quiet:
-                bar.write(f"saved {event.path} (step {event.step})")
+            elif isinstance(event, ValidationEvent):
+                if not args.quiet:
+                    bar.write(format_validation(event.step, event.metrics, getattr(trainer, "best", None)),
+                              file=sys.stderr)
+            elif isinstance(event, SavedEvent):
+                saved.append(event.path)
+                if not args.quiet:
+                    bar.write(f"saved {event.path} (step {event.step}{', best so far' if event.best else ''})",
+                              file=sys.stderr)
             elif isinstance(event, FinishedEvent):
                 last = event
     except KeyboardInterrupt:
         trainer.stop()
         path = trainer.save(args.out)
-        bar.write(f"interrupted: saved {path} at step {trainer.step}")
+        bar.write(f"interrupted: saved {path} at step {trainer.step}", file=sys.stderr)
         return 1
     finally:
         bar.close()
-    if not args.quiet:
-        print(f"wrote {last.path} after {last.step} steps in {last.seconds:.1f} s")
+    if not args.quiet and last is not None:
+        rate = last.step / last.seconds if last.seconds else 0.0
+        summary = f"done: {last.step} steps in {_duration(last.seconds)} ({rate:.2f} steps/s); model {last.path}"
+        best = getattr(trainer, "best", None)
+        if best is not None and getattr(best, "best", None) is not None:
+            summary += f"; best {best.metric} {best.best:.4g} at step {best.step}"
+        print(summary)
     return 0
+
+
+def _duration(seconds: float) -> str:
+    from .presets import format_duration
+
+    return format_duration(seconds)
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -180,8 +461,7 @@ def cmd_translate(args, parser) -> int:
     from .io import read_image, write_image
     from .model import Pix2PixModel
 
-    config = TileConfig(tile=args.tile, overlap=args.overlap, mode=args.mode, batch_size=args.tile_batch,
-                        device=args.device, precision=args.precision, seed=args.seed)
+    config = TileConfig(**schema_values(TileConfig, args))
     model = Pix2PixModel.load(args.model, device=config.device)
     src, dst = Path(args.input), Path(args.output)
     files = _inputs(src)
@@ -189,7 +469,7 @@ def cmd_translate(args, parser) -> int:
         dst.mkdir(parents=True, exist_ok=True)
     for f in files:
         image = read_image(f)
-        out = translate(model, image, config=config, output_dtype=args.output_dtype,
+        out = translate(model, image, config=config, output_dtype=config.output_dtype,
                         channel_axis=args.channel_axis)
         target = dst / (f.stem + (args.suffix or f.suffix)) if src.is_dir() else dst
         write_image(target, out)
@@ -198,18 +478,41 @@ def cmd_translate(args, parser) -> int:
     return 0
 
 
+def _imported_from(value):
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+INFO_ROWS = ("generator", "in_channels", "out_channels", "ngf", "norm", "dropout", "parameters", "discriminator",
+             "discriminator_layers", "discriminator_parameters", "receptive_field", "steps", "trained_on",
+             "metrics", "imported_from", "library_version", "sha256")
+
+
 def cmd_info(args, parser) -> int:
     from .model import Pix2PixModel
 
     info = Pix2PixModel.load(args.model).info()
+    info["imported_from"] = _imported_from(info.get("imported_from"))
+    info["has_discriminator"] = bool(info.get("discriminator_parameters"))
     if args.json:
         print(json.dumps(info, indent=2, default=str))
-    else:
-        rows = ["generator", "in_channels", "out_channels", "ngf", "norm", "dropout", "parameters",
-                "discriminator", "discriminator_layers", "discriminator_parameters", "receptive_field", "steps",
-                "trained_on", "metrics", "library_version", "sha256"]
-        for key in rows:
-            print(f"{key:>26}: {info.get(key)}")
+        return 0
+    for key in INFO_ROWS:
+        value = info.get(key)
+        if not info["has_discriminator"] and key in ("discriminator", "discriminator_layers",
+                                                     "discriminator_parameters"):
+            if key != "discriminator":
+                continue
+            value = "none in this file (continued training starts a new one)"
+        if key == "imported_from" and value is None:
+            continue
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, default=str)
+        print(f"{key:>26}: {value}")
     return 0
 
 
@@ -254,130 +557,142 @@ def cmd_import(args, parser) -> int:
 
 
 def cmd_evaluate(args, parser) -> int:
-    from .evaluate import run_cli
+    from .evaluate import evaluate
 
-    return run_cli(args)
+    config = TileConfig(**schema_values(TileConfig, args))
+    result = evaluate(args.model, args.source, args.target, config=config, maps_dir=args.maps,
+                      sheet=args.sheet, sheet_rows=args.sheet_rows)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(result.format_table())
+    if result.maps:
+        print(f"wrote {len(result.maps)} maps to {args.maps}")
+    if result.sheet:
+        print(f"wrote contact sheet {result.sheet} (input | output | target | error)")
+    return 0
 
 
 # ------------------------------------------------------------------------------- parser
+def _subparser(sub, name: str, help: str, func):
+    p = sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter, allow_abbrev=False)
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="napari-pix2pix", description="Pix2Pix image-to-image translation.")
+    from .presets import PRESETS
+
+    parser = argparse.ArgumentParser(prog="napari-pix2pix", description="Pix2Pix image-to-image translation.",
+                                     formatter_class=HelpFormatter, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("pair", help="validate and describe a paired source; exit 1 on any mismatch")
+    p = _subparser(sub, "pair", "validate and describe a paired source; exit 1 on any mismatch", cmd_pair)
     _add_source_options(p)
     p.add_argument("--write-ab", metavar="OUT", help="also write side-by-side AB files to this folder")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_pair)
+    p.add_argument("--json", action="store_true", help="print the description as JSON (for scripts)")
 
-    p = sub.add_parser("train", help="train a model on a paired source")
-    _add_source_options(p)
+    p = _subparser(sub, "train", "train a model on a paired source", cmd_train)
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
-    p.add_argument("--steps", type=int, default=_DEFAULT_TRAIN.steps)
-    p.add_argument("--decay-steps", type=int, default=None, help="linear-decay steps at the end (default half)")
-    p.add_argument("--generator", default=_DEFAULT_MODEL.generator,
-                   help=f"one of {', '.join(GENERATOR_CHOICES)} (unet_N: N = 2**levels)")
-    p.add_argument("--ngf", type=int, default=_DEFAULT_MODEL.ngf)
-    p.add_argument("--ndf", type=int, default=_DEFAULT_MODEL.ndf)
-    p.add_argument("--discriminator", choices=("patch", "pixel", "image"), default=_DEFAULT_MODEL.discriminator)
-    p.add_argument("--discriminator-layers", type=int, default=_DEFAULT_MODEL.discriminator_layers)
-    p.add_argument("--norm", choices=NORM_CHOICES, default=_DEFAULT_MODEL.norm)
-    p.add_argument("--no-dropout", action="store_true")
-    p.add_argument("--crop", type=int, default=_DEFAULT_TRAIN.crop)
-    p.add_argument("--batch-size", type=int, default=_DEFAULT_TRAIN.batch_size)
-    p.add_argument("--lr", type=float, default=_DEFAULT_TRAIN.lr)
-    p.add_argument("--lambda-l1", type=float, default=_DEFAULT_TRAIN.lambda_l1)
-    p.add_argument("--lambda-gan", type=float, default=_DEFAULT_TRAIN.lambda_gan,
-                   help="weight of the generator's GAN term (0: L1 only)")
-    p.add_argument("--best-metric", choices=tuple(BEST_METRIC_DIRECTIONS), default=_DEFAULT_TRAIN.best_metric,
-                   help="validation metric that picks best.safetensors")
-    p.add_argument("--gan-mode", choices=GAN_MODE_CHOICES, default=_DEFAULT_TRAIN.gan_mode)
-    p.add_argument("--seed", type=int, default=_DEFAULT_TRAIN.seed)
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compile", action="store_true", help="torch.compile the networks (slow first step)")
+    p.add_argument("--preset", choices=("auto",) + tuple(PRESETS), default="auto",
+                   help="named settings, overridden by the flags given: "
+                        + "; ".join(f"{k}: {v.help}" for k, v in PRESETS.items())
+                        + "; auto: quick-cpu on a CPU, paper on a GPU")
     p.add_argument("--resume", help="continue from this model file (weights, optimizers, step, RNG)")
-    p.add_argument("--checkpoint-every", type=int, default=0)
-    p.add_argument("--checkpoint-dir")
-    p.add_argument("--validate-every", type=int, default=100)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_train)
+    p.add_argument("--estimate", action=argparse.BooleanOptionalAction, default=True,
+                   help="time a few steps first and print the estimated duration")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_source_options(p)
+    add_schema_options(p, ModelConfig, title="model")
+    add_schema_options(p, TrainConfig, title="training")
+    add_schema_options(p, AugmentConfig, title="augmentation")
 
-    p = sub.add_parser("translate", help="translate an image file or a folder with a model")
-    p.add_argument("--model", required=True)
+    p = _subparser(sub, "translate", "translate an image file or a folder with a model", cmd_translate)
+    p.add_argument("--model", required=True, help="model file (.safetensors)")
     p.add_argument("--input", required=True, help="image file (tif/png/jpg/npy) or folder")
     p.add_argument("--output", required=True, help="output file, or folder when --input is a folder")
-    p.add_argument("--tile", type=int, default=_DEFAULT_TILE.tile, help="tile size in pixels (0: untiled)")
-    p.add_argument("--overlap", type=int, default=_DEFAULT_TILE.overlap)
-    p.add_argument("--tile-batch", type=int, default=_DEFAULT_TILE.batch_size)
-    p.add_argument("--mode", choices=TEST_MODE_CHOICES, default=_DEFAULT_TILE.mode,
-                   help="eval (default, deterministic) or train (the paper's: dropout and batch statistics)")
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32")
-    p.add_argument("--seed", type=int, default=None, help="seed for --mode train")
-    p.add_argument("--output-dtype", default="input", help="input (default), target, or a dtype such as float32")
-    p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the input (default: detect)")
+    p.add_argument("--channel-axis", type=int, default=None,
+                   help="channel axis of the input (default: detect; the last axis for RGB)")
     p.add_argument("--suffix", help="output file extension for folders (default: the input's)")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_translate)
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_schema_options(p, TileConfig, title="inference")
 
-    p = sub.add_parser("info", help="describe a model file")
-    p.add_argument("model")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_info)
+    p = _subparser(sub, "evaluate", "metrics (L1, PSNR, SSIM, sharpness, Dice/IoU) of a model on paired data; "
+                   "optional SSIM/error maps and a contact sheet", cmd_evaluate)
+    p.add_argument("--model", required=True, help="model file (.safetensors)")
+    p.add_argument("--source", required=True, help="A: image file or folder (or an AB file/folder without --target)")
+    p.add_argument("--target", help="B: image file or folder matched to --source by file name")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--maps", metavar="DIR", help="write per-image SSIM and error maps (float32 tif) and "
+                   "contact_sheet.png to this folder")
+    p.add_argument("--sheet", metavar="PATH", help="write the contact sheet (input | output | target | error) "
+                   "to this PNG")
+    p.add_argument("--sheet-rows", type=int, default=8, help="images on the contact sheet")
+    add_schema_options(p, TileConfig, title="inference", exclude=("output_dtype",))
 
-    p = sub.add_parser("demo", help="train briefly on the bundled nuclei pair, translate, write a PNG")
-    p.add_argument("--out", default="demo-output")
-    p.add_argument("--seconds", type=float, default=60.0)
+    p = _subparser(sub, "info", "describe a model file", cmd_info)
+    p.add_argument("model", help="model file (.safetensors)")
+    p.add_argument("--json", action="store_true", help="print everything as JSON")
+
+    p = _subparser(sub, "demo", "train briefly on the bundled nuclei pair, translate, write a PNG", cmd_demo)
+    p.add_argument("--out", default="demo-output", help="folder for the demo's files")
+    p.add_argument("--seconds", type=float, default=60.0, help="training time")
     p.add_argument("--headless", action="store_true", help="never open napari")
-    p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("import", help="convert a reference pix2pix checkpoint (*_net_G.pth) to a model file")
+    generator, norm = get_option(ModelConfig, "generator"), get_option(ModelConfig, "norm")
+    p = _subparser(sub, "import", "convert a reference pix2pix checkpoint (*_net_G.pth) to a model file", cmd_import)
     p.add_argument("checkpoint", help="generator state_dict saved by pytorch-CycleGAN-and-pix2pix (*_net_G.pth)")
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p.add_argument("--discriminator", metavar="D.pth", help="also import its discriminator (*_net_D.pth)")
-    p.add_argument("--generator", help=f"one of {', '.join(GENERATOR_CHOICES)} (default: read from the file)")
-    p.add_argument("--norm", choices=("batch", "instance"), help="default: read from the file")
-    p.add_argument("--ngf", type=int, help="default: read from the file")
-    p.add_argument("--in-channels", type=int, help="default: read from the file")
-    p.add_argument("--out-channels", type=int, help="default: read from the file")
+    add_schema_option(p, generator, use_default=False, help=generator.help + " (default: read from the file)")
+    p.add_argument("--norm", choices=tuple(c for c in norm.choices if c != "none"),
+                   help="normalisation layers (default: read from the file)")
+    p.add_argument("--ngf", type=int, help="generator filters (default: read from the file)")
+    p.add_argument("--in-channels", type=int, help="input channels (default: read from the file)")
+    p.add_argument("--out-channels", type=int, help="output channels (default: read from the file)")
     p.add_argument("--no-dropout", action="store_true",
                    help="the U-Net was trained with --no_dropout (a U-Net file cannot say; default: dropout on)")
     p.add_argument("--discriminator-layers", type=int, help="PatchGAN n_layers_D (default: read from the file)")
-    p.add_argument("--ndf", type=int, help="default: read from the file")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_import)
-
-    p = sub.add_parser("evaluate", help="metrics (L1, PSNR, SSIM, sharpness, Dice/IoU) of a model on paired "
-                       "data; optional SSIM/error maps and a contact sheet")
-    from .evaluate import add_arguments as _evaluate_arguments
-
-    _evaluate_arguments(p)
-    p.set_defaults(func=cmd_evaluate)
-
+    p.add_argument("--ndf", type=int, help="discriminator filters (default: read from the file)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but the notes")
     return parser
 
 
 def one_line(exc: Pix2PixError) -> str:
-    """The error as one line: a multi-line problem (a pairing report) is folded with '; ' and
-    shortened past 5 items (``pair`` prints the full report), then the fix."""
-    lines = [ln.strip(" -\t") for ln in exc.problem.strip().splitlines() if ln.strip(" -\t")] or [""]
-    shown = lines[:5] + ([f"... {len(lines) - 5} more (run `pair` with the same source options for all)"]
-                         if len(lines) > 5 else [])
-    problem = "; ".join(shown)
-    return f"{problem} Fix: {exc.fix}" if exc.fix else problem
+    """The error as one line in the CLI's words (settings named by their flags): a multi-line
+    problem (a pairing report) is folded with '; ' and shortened past 5 items (``pair`` prints
+    the full report), then the fix."""
+    from .messages import render
+
+    return render(exc, FACE)
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout was closed by the reader (``| head``): stop quietly, as Unix tools do."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    command_parser = parser._subparsers._group_actions[0].choices[args.command]
     try:
-        return args.func(args, parser)
+        if args.func is cmd_train:
+            return cmd_train(args, command_parser, argv)
+        return args.func(args, command_parser)
     except Pix2PixError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,9 +1,15 @@
-"""The configuration dataclasses that every face (CLI, napari, graph nodes) shares.
+"""The configuration dataclasses that every face (CLI, napari, graph nodes) shares: THE ONE SCHEMA.
 
-Faces never keep parallel option lists: a widget or a node builds its choices from the
-``*_CHOICES`` tuples and the field defaults here, and passes a dataclass to the engine.
-Every dataclass validates itself in ``__post_init__`` and round-trips through
-``to_dict`` / ``from_dict`` (JSON-safe), which is how it is embedded in model files.
+Every user-facing setting is a field declared with :func:`~napari_pix2pix.schema.option`, which
+carries its help text, choices (or pattern) or range, level (basic/advanced) and the faces that
+show it. Faces never keep parallel option lists: they read :func:`~napari_pix2pix.schema.options_of`
+(defaults, choices, ranges, help) and pass a dataclass to the engine. Every dataclass validates
+itself in ``__post_init__`` (first :func:`~napari_pix2pix.schema.check` against the schema, then
+the rules that tie fields together) and round-trips through ``to_dict`` / ``from_dict``
+(JSON-safe), which is how it is embedded in model files.
+
+The ``*_CHOICES`` tuples below are the choice lists the schema is built from; faces should read
+``options_of(...)`` rather than import them.
 """
 
 from __future__ import annotations
@@ -14,34 +20,37 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .schema import check, option
 
 GENERATOR_CHOICES = ("unet_256", "unet_128", "unet_64", "unet_32", "resnet_9blocks", "resnet_6blocks")
+GENERATOR_PATTERN = r"unet_\d+"
 DISCRIMINATOR_CHOICES = ("patch", "pixel", "image")
 NORM_CHOICES = ("batch", "instance", "none")
 GAN_MODE_CHOICES = ("vanilla", "lsgan", "hinge")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_PATTERN = r"cuda:\d+"
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")
 TEST_MODE_CHOICES = ("eval", "train")
 NAN_POLICY_CHOICES = ("stop", "skip")
 NORM_MODE_CHOICES = ("percentile", "fixed", "none", "labels")
 LABEL_ENCODING_CHOICES = ("binary", "onehot", "scaled")
 DIRECTION_CHOICES = ("AtoB", "BtoA")
+OUTPUT_DTYPE_CHOICES = ("target", "input", "uint8", "uint16", "int32", "float32")
+OUTPUT_DTYPE_PATTERN = r"u?int(8|16|32|64)|float(16|32|64)"
 # validation metric -> +1 when higher is better, -1 when lower is better
 BEST_METRIC_DIRECTIONS = {"PSNR": 1, "SSIM": 1, "L1": -1, "Dice": 1, "IoU": 1}
+
+MAX_SEED = 2**63 - 1
 
 T = TypeVar("T")
 
 
-def _check_choice(name: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(str, choices))}.",
-                          f"choose {name} from: {', '.join(map(str, choices))}.")
-
-
-def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    if value is None or (value < 0 if allow_zero else value <= 0):
-        raise ConfigError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'}.",
-                          f"pass a {'non-negative' if allow_zero else 'positive'} {name}.")
+def _check_int(obj, *names: str) -> None:
+    for name in names:
+        v = getattr(obj, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ConfigError(f"`{name}`={v!r} is not a whole number.", f"pass `{name}` as an integer.",
+                              setting=name)
 
 
 class _Serialisable:
@@ -77,8 +86,8 @@ def unet_depth(generator: str) -> int | None:
     n = int(m.group(1))
     depth = n.bit_length() - 1
     if n < 8 or 2**depth != n:
-        raise ConfigError(f"generator {generator!r}: N in unet_N must be a power of two >= 8.",
-                          "use unet_256, unet_128, unet_64 or unet_32.")
+        raise ConfigError(f"`generator` {generator!r}: N in unet_N must be a power of two >= 8.",
+                          "use unet_256, unet_128, unet_64 or unet_32.", setting="generator")
     return depth
 
 
@@ -91,29 +100,33 @@ class ModelConfig(_Serialisable):
     ``discriminator``: ``patch`` (n_layers 1..5), ``pixel`` (1x1) or ``image`` (whole input).
     """
 
-    generator: str = "unet_256"
-    in_channels: int = 3
-    out_channels: int = 3
-    ngf: int = 64
-    ndf: int = 64
-    norm: str = "batch"
-    dropout: bool = True
-    unet_skips: bool = True
-    discriminator: str = "patch"
-    discriminator_layers: int = 3
+    generator: str = option(
+        "unet_256", choices=GENERATOR_CHOICES, pattern=GENERATOR_PATTERN, pattern_hint="unet_N",
+        help="generator network: U-Net (unet_N, N = 2**levels; unet_256 is the paper's) or ResNet")
+    in_channels: int = option(3, range=(1, 4096), faces=(), level="advanced",
+                              help="input channels (set from the data)")
+    out_channels: int = option(3, range=(1, 4096), faces=(), level="advanced",
+                               help="output channels (set from the data)")
+    ngf: int = option(64, range=(1, 1024), label="G filters (ngf)",
+                      help="generator filters in the first layer (the paper's: 64)")
+    ndf: int = option(64, range=(1, 1024), label="D filters (ndf)",
+                      help="discriminator filters in the first layer (the paper's: 64)")
+    norm: str = option("batch", choices=NORM_CHOICES, level="advanced",
+                       help="normalisation layers of both networks")
+    dropout: bool = option(True, level="advanced",
+                           help="dropout in the generator's decoder (the paper's noise)")
+    unet_skips: bool = option(True, level="advanced", faces=("cli",),
+                              help="U-Net skip connections (off: the paper's encoder-decoder ablation)")
+    discriminator: str = option("patch", choices=DISCRIMINATOR_CHOICES,
+                                help="discriminator: patch (PatchGAN), pixel (1x1) or image (whole input)")
+    discriminator_layers: int = option(3, range=(1, 5), label="D layers",
+                                       help="PatchGAN layers: 1=16, 2=34, 3=70 (the paper's), 4=142, 5=286 px "
+                                            "receptive field")
 
     def __post_init__(self):
-        if unet_depth(self.generator) is None and self.generator not in GENERATOR_CHOICES:
-            _check_choice("generator", self.generator, GENERATOR_CHOICES)
-        _check_choice("norm", self.norm, NORM_CHOICES)
-        _check_choice("discriminator", self.discriminator, DISCRIMINATOR_CHOICES)
-        for name in ("in_channels", "out_channels", "ngf", "ndf"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name}={v!r} must be a positive integer.", f"pass {name} >= 1.")
-        if self.discriminator == "patch" and not 1 <= int(self.discriminator_layers) <= 5:
-            raise ConfigError(f"discriminator_layers={self.discriminator_layers} is outside 1..5.",
-                              "use 1 (16x16), 2 (34), 3 (70, the paper's), 4 (142) or 5 (286).")
+        check(self)
+        _check_int(self, "in_channels", "out_channels", "ngf", "ndf", "discriminator_layers")
+        unet_depth(self.generator)
 
     @property
     def size_multiple(self) -> int:
@@ -130,16 +143,16 @@ class AugmentConfig(_Serialisable):
     ``affine`` and ``intensity`` are optional extras; intensity changes touch A only.
     """
 
-    jitter: bool = True
-    jitter_scale: float = 286 / 256
-    flip: bool = True
-    rot90: bool = False
-    affine: bool = False
-    intensity: bool = False
+    jitter: bool = option(True, help="random resize and crop back (the paper's jitter)")
+    jitter_scale: float = option(286 / 256, range=(1.0, 2.0), level="advanced",
+                                 help="resize factor of the jitter (the paper's: 286/256)")
+    flip: bool = option(True, help="random mirroring")
+    rot90: bool = option(False, help="random 90-degree rotations (for data without a preferred orientation)")
+    affine: bool = option(False, level="advanced", help="random small rotations, scalings and shears")
+    intensity: bool = option(False, level="advanced", help="random brightness/contrast changes of A")
 
     def __post_init__(self):
-        if self.jitter_scale < 1:
-            raise ConfigError(f"jitter_scale={self.jitter_scale} is below 1.", "use 1.0 (off) or more, e.g. 286/256.")
+        check(self)
 
 
 @dataclass
@@ -149,23 +162,31 @@ class NormConfig(_Serialisable):
     ``percentile``: low/high are percentiles (1, 99.8 by default), per image or over the dataset.
     ``fixed``: low/high are data values. ``none``: float data already in [-1, 1] or [0, 1].
     ``labels``: integer label images, encoded by ``label_encoding``.
+
+    The faces show one of these per side (``norm_a``/``norm_b``), so its options carry the side
+    in the face's words (CLI: ``--norm-a MODE``, ``--percentiles LOW HIGH``, ``--range-a LOW HIGH``).
     """
 
-    mode: str = "percentile"
-    per_image: bool = False
-    low: float = 1.0
-    high: float = 99.8
-    label_encoding: str = "binary"
+    mode: str = option("percentile", choices=NORM_MODE_CHOICES,
+                       help="percentile (robust, the default), fixed (a data range), none "
+                            "(float data already in [-1, 1] or [0, 1]) or labels (integer label images)")
+    per_image: bool = option(False, level="advanced", help="percentiles per image instead of over the dataset")
+    low: float = option(1.0, level="advanced",
+                        help="low percentile (mode percentile) or low data value (mode fixed)")
+    high: float = option(99.8, level="advanced",
+                         help="high percentile (mode percentile) or high data value (mode fixed)")
+    label_encoding: str = option("binary", choices=LABEL_ENCODING_CHOICES, level="advanced",
+                                 help="how label images are fed to the model: binary (foreground), onehot "
+                                      "(one channel per label) or scaled (label values scaled to [-1, 1])")
 
     def __post_init__(self):
-        _check_choice("normalization mode", self.mode, NORM_MODE_CHOICES)
-        _check_choice("label_encoding", self.label_encoding, LABEL_ENCODING_CHOICES)
+        check(self)
         if self.mode in ("percentile", "fixed") and not self.low < self.high:
-            raise ConfigError(f"normalization low={self.low} is not below high={self.high}.",
-                              "pass low < high (e.g. percentiles 1 and 99.8).")
+            raise ConfigError(f"normalisation low={self.low} is not below high={self.high}.",
+                              "pass low < high (e.g. percentiles 1 and 99.8).", setting="low")
         if self.mode == "percentile" and not (0 <= self.low and self.high <= 100):
             raise ConfigError(f"percentiles {self.low}..{self.high} are outside 0..100.",
-                              "pass percentiles between 0 and 100, e.g. 1 and 99.8.")
+                              "pass percentiles between 0 and 100, e.g. 1 and 99.8.", setting="low")
 
 
 @dataclass
@@ -181,22 +202,24 @@ class DataConfig(_Serialisable):
 
     norm_a: NormConfig = field(default_factory=NormConfig)
     norm_b: NormConfig = field(default_factory=NormConfig)
-    a_is_labels: bool | None = None
-    b_is_labels: bool | None = None
-    channels_a: tuple[int, ...] | None = None
-    channels_b: tuple[int, ...] | None = None
-    direction: str = "AtoB"
-    validation_fraction: float = 0.1
-    foreground_bias: float = 0.0
+    a_is_labels: bool | None = option(None, level="advanced", flag="--labels-a",
+                                      help="treat A as a label image (default: detect)")
+    b_is_labels: bool | None = option(None, level="advanced", flag="--labels-b",
+                                      help="treat B as a label image (default: detect)")
+    channels_a: tuple[int, ...] | None = option(None, faces=("cli",),
+                                                help="channels of one multichannel source used as A")
+    channels_b: tuple[int, ...] | None = option(None, faces=("cli",),
+                                                help="channels of one multichannel source used as B")
+    direction: str = option("AtoB", choices=DIRECTION_CHOICES,
+                            help="for side-by-side AB images: AtoB (left is the source) or BtoA")
+    validation_fraction: float = option(0.1, range=(0.0, 0.95), flag="--validation",
+                                        help="fraction of pairs held out for validation (with one pair: the "
+                                             "bottom strip of rows); 0: no validation")
+    foreground_bias: float = option(0.0, range=(0.0, 1.0), level="advanced",
+                                    help="probability of re-drawing a patch until it holds foreground")
 
     def __post_init__(self):
-        _check_choice("direction", self.direction, DIRECTION_CHOICES)
-        if not 0 <= self.validation_fraction < 1:
-            raise ConfigError(f"validation_fraction={self.validation_fraction} is outside [0, 1).",
-                              "pass a fraction such as 0.1, or 0 for no validation split.")
-        if not 0 <= self.foreground_bias <= 1:
-            raise ConfigError(f"foreground_bias={self.foreground_bias} is outside [0, 1].",
-                              "pass a probability such as 0.5.")
+        check(self)
 
 
 @dataclass
@@ -211,52 +234,66 @@ class TrainConfig(_Serialisable):
     (None: half of ``steps``, as the paper's 100 + 100 epochs).
     """
 
-    steps: int = 1000
-    decay_steps: int | None = None
-    batch_size: int = 1
-    crop: int = 256
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lambda_l1: float = 100.0
-    lambda_gan: float = 1.0
-    gan_mode: str = "vanilla"
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
+    steps: int = option(1000, range=(1, 10_000_000), label="iterations", unit="steps",
+                        help="training iterations in total")
+    decay_steps: int | None = option(None, range=(0, 10_000_000), level="advanced", unit="steps",
+                                     help="iterations of linear learning-rate decay at the end (default: half of "
+                                          "the steps, the paper's)")
+    batch_size: int = option(1, range=(1, 1024), help="patches per step (the paper's: 1)")
+    crop: int = option(256, range=(8, 8192), unit="px",
+                       help="training patch side in pixels (the paper's: 256)")
+    lr: float = option(2e-4, range=(1e-9, 1.0), label="learning rate", help="Adam learning rate (the paper's: 2e-4)")
+    beta1: float = option(0.5, range=(0.0, 0.999999), level="advanced", faces=("cli",),
+                          help="Adam beta1 (the paper's: 0.5)")
+    beta2: float = option(0.999, range=(0.0, 0.999999), level="advanced", faces=("cli",),
+                          help="Adam beta2 (the paper's: 0.999)")
+    lambda_l1: float = option(100.0, range=(0.0, 10_000.0), label="lambda (L1)",
+                              help="weight of the L1 term (the paper's: 100; 0: cGAN only)")
+    lambda_gan: float = option(1.0, range=(0.0, 1_000.0), level="advanced",
+                               help="weight of the generator's GAN term (0: L1 only)")
+    gan_mode: str = option("vanilla", choices=GAN_MODE_CHOICES, level="advanced", label="GAN loss",
+                           help="adversarial loss: vanilla (the paper's), lsgan or hinge")
+    seed: int = option(0, range=(0, MAX_SEED), level="advanced", help="random seed")
+    device: str = option("auto", choices=DEVICE_CHOICES, pattern=DEVICE_PATTERN, pattern_hint="cuda:N",
+                         help="where to train: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    precision: str = option("fp32", choices=PRECISION_CHOICES, level="advanced",
+                            help="autocast precision: fp32, bf16 or fp16 (CUDA)")
+    channels_last: bool = option(False, level="advanced", faces=("cli",),
+                                 help="channels-last memory format (faster on some GPUs)")
+    compile: bool = option(False, level="advanced", faces=("cli",),
+                           help="torch.compile the networks (slow first step)")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    log_every: int = 10
-    preview_every: int = 50
-    validate_every: int = 0
-    checkpoint_every: int = 0
-    checkpoint_dir: str | None = None
-    nan_policy: str = "stop"
-    sync_batchnorm: bool = False
-    best_metric: str = "PSNR"
+    log_every: int = option(10, range=(0, 1_000_000), level="advanced", faces=("cli",), unit="steps",
+                            help="steps between loss reports (0: never)")
+    preview_every: int = option(50, range=(0, 1_000_000), level="advanced", faces=("napari",), unit="steps",
+                                help="steps between previews (0: never)")
+    validate_every: int = option(100, range=(0, 1_000_000), level="advanced", unit="steps",
+                                 help="steps between validations on the held-out split, and after the last "
+                                      "step (0: never; needs a validation fraction)")
+    checkpoint_every: int = option(0, range=(0, 10_000_000), level="advanced", label="save every", unit="steps",
+                                   help="steps between checkpoints (0: at the end only)")
+    checkpoint_dir: str | None = option(None, level="advanced", faces=("cli", "napari"),
+                                        label="checkpoint folder",
+                                        help="folder for checkpoints (default: next to the model file)")
+    nan_policy: str = option("stop", choices=NAN_POLICY_CHOICES, level="advanced", faces=("cli",),
+                             help="on a non-finite loss: stop (keep the last good state) or skip the step")
+    sync_batchnorm: bool = option(False, level="advanced", faces=("cli",),
+                                  help="synchronise batch-norm statistics across processes (distributed)")
+    best_metric: str = option("PSNR", choices=tuple(BEST_METRIC_DIRECTIONS), level="advanced",
+                              help="validation metric that picks the best model")
 
     def __post_init__(self):
-        _check_choice("gan_mode", self.gan_mode, GAN_MODE_CHOICES)
-        _check_choice("device", self.device, DEVICE_CHOICES)
-        _check_choice("precision", self.precision, PRECISION_CHOICES)
-        _check_choice("nan_policy", self.nan_policy, NAN_POLICY_CHOICES)
-        _check_choice("best_metric", self.best_metric, tuple(BEST_METRIC_DIRECTIONS))
-        for name in ("steps", "batch_size", "crop"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name}={v!r} must be a positive integer.", f"pass {name} >= 1.")
-        _check_positive("lr", self.lr)
-        _check_positive("lambda_l1", self.lambda_l1, allow_zero=True)
-        _check_positive("lambda_gan", self.lambda_gan, allow_zero=True)
+        check(self)
+        _check_int(self, "steps", "decay_steps", "batch_size", "crop", "seed", "log_every", "preview_every",
+                   "validate_every", "checkpoint_every")
+        if self.lr <= 0:
+            raise ConfigError(f"`lr`={self.lr!r} must be > 0.", "pass a positive `lr`, e.g. 2e-4.", setting="lr")
         if self.lambda_l1 == 0 and self.lambda_gan == 0:
-            raise ConfigError("lambda_l1 and lambda_gan are both 0, so the generator has nothing to learn.",
-                              "keep lambda_l1 100 (the paper's) and/or lambda_gan 1.")
+            raise ConfigError("`lambda_l1` and `lambda_gan` are both 0, so the generator has nothing to learn.",
+                              "keep `lambda_l1` 100 (the paper's) and/or `lambda_gan` 1.", setting="lambda_l1")
         if self.decay_steps is not None and not 0 <= self.decay_steps <= self.steps:
-            raise ConfigError(f"decay_steps={self.decay_steps} is outside 0..steps ({self.steps}).",
-                              "pass decay_steps between 0 and steps.")
-        for name in ("log_every", "preview_every", "validate_every", "checkpoint_every"):
-            _check_positive(name, getattr(self, name), allow_zero=True)
+            raise ConfigError(f"`decay_steps`={self.decay_steps} is outside 0..`steps` ({self.steps}).",
+                              "pass `decay_steps` between 0 and `steps`.", setting="decay_steps")
 
     @property
     def constant_steps(self) -> int:
@@ -278,27 +315,35 @@ class TileConfig(_Serialisable):
     ``tile``: tile side in pixels (0: whole image at once). ``overlap``: pixels shared by
     neighbouring tiles, blended with a smooth ramp. ``mode``: ``eval`` (running batch-norm
     statistics, no dropout: deterministic, the default) or ``train`` (the paper's test-time
-    behaviour: dropout on and batch statistics).
+    behaviour: dropout on and batch statistics). ``output_dtype``: ``target`` (the dtype and
+    value range B was trained on), ``input`` (the image's) or a numpy dtype name.
     """
 
-    tile: int = 512
-    overlap: int = 64
-    mode: str = "eval"
-    batch_size: int = 4
-    device: str = "auto"
-    precision: str = "fp32"
-    seed: int | None = None
+    tile: int = option(512, range=(0, 16384), unit="px", help="tile side in pixels (0: the whole image at once)")
+    overlap: int = option(64, range=(0, 8192), unit="px",
+                          help="pixels shared by neighbouring tiles, blended smoothly (below half the tile)")
+    mode: str = option("eval", choices=TEST_MODE_CHOICES, label="test-time mode",
+                       help="eval (deterministic) or train (the paper's: dropout and batch statistics)")
+    batch_size: int = option(4, range=(1, 256), level="advanced", flag="--tile-batch",
+                             help="tiles per forward pass")
+    device: str = option("auto", choices=DEVICE_CHOICES, pattern=DEVICE_PATTERN, pattern_hint="cuda:N",
+                         help="where to run: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    precision: str = option("fp32", choices=PRECISION_CHOICES, level="advanced",
+                            help="autocast precision: fp32, bf16 or fp16 (CUDA)")
+    seed: int | None = option(None, range=(0, MAX_SEED), level="advanced",
+                              help="random seed for test-time mode train (default: unseeded)")
+    output_dtype: str = option("target", choices=OUTPUT_DTYPE_CHOICES, pattern=OUTPUT_DTYPE_PATTERN, pattern_hint="a numpy dtype name",
+                               faces=("cli", "napari"),
+                               help="output type: target (the dtype and value range the model was trained "
+                                    "to produce), input (the image's) or a dtype such as float32")
 
     def __post_init__(self):
-        _check_choice("mode", self.mode, TEST_MODE_CHOICES)
-        _check_choice("device", self.device, DEVICE_CHOICES)
-        _check_choice("precision", self.precision, PRECISION_CHOICES)
-        _check_positive("tile", self.tile, allow_zero=True)
-        _check_positive("overlap", self.overlap, allow_zero=True)
-        _check_positive("batch_size", self.batch_size)
+        check(self)
+        _check_int(self, "tile", "overlap", "batch_size", "seed")
         if self.tile and self.overlap * 2 >= self.tile:
-            raise ConfigError(f"overlap={self.overlap} is too large for tile={self.tile}.",
-                              "use an overlap below half the tile size, e.g. tile 512 with overlap 64.")
+            raise ConfigError(f"`overlap`={self.overlap} is too large for `tile`={self.tile}.",
+                              "use an `overlap` below half the `tile` size, e.g. `tile` 512 with `overlap` 64.",
+                              setting="overlap")
 
 
 _SUBCONFIGS = {

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 
 class Pix2PixError(Exception):
-    """Base class. ``problem`` says what is wrong, ``fix`` what to do about it."""
+    """Base class. ``problem`` says what is wrong, ``fix`` what to do about it. ``setting``: the
+    schema name of the option at fault (``tile``, ``device``), when one is; the faces render it in
+    their own words (see :mod:`napari_pix2pix.messages`)."""
 
-    def __init__(self, problem: str, fix: str | None = None):
+    def __init__(self, problem: str, fix: str | None = None, *, setting: str | None = None):
         self.problem = problem
         self.fix = fix
+        self.setting = setting
         text = problem.rstrip()
         if fix:
             text = f"{text} Fix: {fix.rstrip()}"
@@ -26,9 +29,9 @@ class InputError(Pix2PixError, ValueError):
 class DatasetError(Pix2PixError, ValueError):
     """A paired source that cannot be used; ``report`` lists every mismatch."""
 
-    def __init__(self, problem: str, fix: str | None = None, report=None):
+    def __init__(self, problem: str, fix: str | None = None, report=None, *, setting: str | None = None):
         self.report = report
-        super().__init__(problem, fix)
+        super().__init__(problem, fix, setting=setting)
 
 
 class ImageReadError(InputError):

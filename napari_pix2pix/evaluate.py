@@ -14,8 +14,8 @@ A model and a paired source (files, folders, or arrays) give, per image (per sli
 Everything is compared in the model's space: A is normalised with the model's stored
 normalisation of A, B with its normalisation of B (the mapping fitted on the training data),
 exactly as the training validation does. No Qt, napari or magicgui here: the CLI's
-``evaluate`` command and the napari "Quality" view call :func:`evaluate` and
-:func:`quality_maps`.
+``evaluate`` command (built from the schema in :mod:`napari_pix2pix.cli`) and the napari
+"Quality" view call :func:`evaluate` and :func:`quality_maps`.
 """
 
 from __future__ import annotations
@@ -327,43 +327,3 @@ def evaluate(model, source, target=None, *, config: TileConfig | None = None,
         onehot = bool(model.is_labels("b") and norm_b.label_encoding == "onehot")
         result.sheet = str(write_image(sheet, contact_sheet(sheet_data, onehot_b=onehot)))
     return result
-
-
-# ----------------------------------------------------------------------------------- CLI
-def add_arguments(p) -> None:
-    """The ``evaluate`` subcommand's options (the CLI face adds these to its parser)."""
-    defaults = TileConfig()
-    p.add_argument("--model", required=True, help="model file (.safetensors)")
-    p.add_argument("--source", required=True, help="A: image file or folder (or an AB file/folder without --target)")
-    p.add_argument("--target", help="B: image file or folder matched to --source by file name")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--maps", metavar="DIR", help="write per-image SSIM and error maps (float32 tif) and "
-                   "contact_sheet.png to this folder")
-    p.add_argument("--sheet", metavar="PATH", help="write the contact sheet (input | output | target | error) "
-                   "to this PNG")
-    p.add_argument("--sheet-rows", type=int, default=8, help="images on the contact sheet (default 8)")
-    p.add_argument("--tile", type=int, default=defaults.tile, help="tile size in pixels (0: untiled)")
-    p.add_argument("--overlap", type=int, default=defaults.overlap)
-    p.add_argument("--mode", choices=("eval", "train"), default=defaults.mode)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    p.add_argument("--seed", type=int, default=None, help="seed for --mode train")
-
-
-def run_cli(args) -> int:
-    """Run the parsed ``evaluate`` command: print the table (or JSON); 0 on success."""
-    import json
-
-    config = TileConfig(tile=args.tile, overlap=args.overlap, mode=args.mode, device=args.device,
-                        precision=args.precision, seed=args.seed)
-    result = evaluate(args.model, args.source, args.target, config=config, maps_dir=args.maps,
-                      sheet=args.sheet, sheet_rows=args.sheet_rows)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(result.format_table())
-        if result.maps:
-            print(f"wrote {len(result.maps)} maps to {args.maps}")
-        if result.sheet:
-            print(f"wrote contact sheet {result.sheet} (input | output | target | error)")
-    return 0

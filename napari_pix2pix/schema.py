@@ -32,7 +32,8 @@ class Option:
     """What a face needs to show one setting.
 
     ``choices``: the values offered (a face shows them as a list). ``pattern``: a regular
-    expression for further accepted values that a list can't hold (``cuda:N``, ``unet_N``).
+    expression for further accepted values that a list can't hold (``cuda:N``, ``unet_N``);
+    ``pattern_hint`` says the same in words for messages (``cuda:N``).
     ``range``: inclusive ``(low, high)`` bounds for numbers, either side ``None`` for open.
     ``level``: ``basic`` (always visible) or ``advanced`` (a collapsed section / an advanced flag).
     ``faces``: which faces expose it. ``label``: a human label (widgets); ``flag``: the CLI flag
@@ -48,6 +49,7 @@ class Option:
     label: str | None = None
     flag: str | None = None
     unit: str | None = None
+    pattern_hint: str | None = None
     # filled in by options_of
     name: str = ""
     default: Any = None
@@ -62,7 +64,7 @@ class Option:
 
 def option(default: Any = dataclasses.MISSING, *, help: str, choices=None, pattern: str | None = None,
            range=None, level: str = "basic", faces=FACES, label: str | None = None, flag: str | None = None,
-           unit: str | None = None, default_factory: Any = dataclasses.MISSING):
+           unit: str | None = None, pattern_hint: str | None = None, default_factory: Any = dataclasses.MISSING):
     """A dataclass field carrying an :class:`Option`. Use instead of a bare default."""
     if level not in LEVELS:
         raise ValueError(f"level {level!r} is not one of {LEVELS}")
@@ -71,7 +73,7 @@ def option(default: Any = dataclasses.MISSING, *, help: str, choices=None, patte
         raise ValueError(f"unknown faces {sorted(unknown)}")
     meta = Option(help=help, choices=tuple(choices) if choices is not None else None, pattern=pattern,
                   range=tuple(range) if range is not None else None, level=level, faces=tuple(faces),
-                  label=label, flag=flag, unit=unit)
+                  label=label, flag=flag, unit=unit, pattern_hint=pattern_hint)
     return field(default=default, default_factory=default_factory, metadata={"option": meta})
 
 
@@ -113,24 +115,29 @@ def accepts(opt: Option, value: Any) -> bool:
 
 
 def check_value(opt: Option, value: Any, owner: str = "") -> None:
-    """Raise :class:`ConfigError` naming the setting by its schema name when ``value`` is outside
-    the option's choices, pattern or range, or is a non-finite float."""
+    """Raise :class:`ConfigError` naming the setting by its schema name (`` `name` ``, which
+    :func:`napari_pix2pix.messages.render` puts in each face's words; ``setting=name``) when
+    ``value`` is outside the option's choices, pattern or range, or is a non-finite float."""
     if value is None:
         return
     if not accepts(opt, value):
         shown = ", ".join(map(str, opt.choices or ()))
         if opt.pattern:
-            shown = f"{shown} (or matching {opt.pattern})" if shown else f"a value matching {opt.pattern}"
-        raise ConfigError(f"{opt.name}={value!r} is not one of {shown}.", f"choose {opt.name} from: {shown}.")
+            hint = opt.pattern_hint or f"a value matching {opt.pattern}"
+            shown = f"{shown} or {hint}" if shown else hint
+        raise ConfigError(f"`{opt.name}`={value!r} is not one of {shown}.", f"choose `{opt.name}` from: {shown}.",
+                          setting=opt.name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{opt.name}={value!r} is not a finite number.", f"pass a finite {opt.name}.")
+        raise ConfigError(f"`{opt.name}`={value!r} is not a finite number.", f"pass a finite `{opt.name}`.",
+                          setting=opt.name)
     if opt.range is not None:
         low, high = opt.range
         if (low is not None and value < low) or (high is not None and value > high):
             span = f"{'-inf' if low is None else low}..{'inf' if high is None else high}"
-            raise ConfigError(f"{opt.name}={value!r} is outside {span}.", f"pass {opt.name} within {span}.")
+            raise ConfigError(f"`{opt.name}`={value!r} is outside {span}.", f"pass `{opt.name}` within {span}.",
+                              setting=opt.name)
 
 
 def check(instance) -> None:

@@ -51,3 +51,26 @@ def test_discriminator_loss_is_halved_and_l1_weighted():
     a, b = torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.5)
     total, g_gan, g_l1 = generator_loss(fake[:1], a, b, lambda_l1=100)
     assert torch.isclose(g_l1, torch.tensor(50.0)) and torch.isclose(total, g_gan + g_l1)
+
+
+def test_schema_checks_every_config():
+    """Every config validates against its schema: cuda:N is a device, nan/inf are refused, and the
+    refusal names the setting by its schema name."""
+    import math
+
+    import pytest
+
+    from napari_pix2pix.config import AugmentConfig, TileConfig, TrainConfig
+    from napari_pix2pix.errors import ConfigError
+    from napari_pix2pix.schema import options_of
+
+    assert TrainConfig(device="cuda:1").device == "cuda:1"
+    assert TileConfig(device="cuda:0").device == "cuda:0"
+    for bad in (dict(lr=math.nan), dict(lambda_l1=math.inf), dict(device="cuda:x"), dict(steps=0)):
+        with pytest.raises(ConfigError) as info:
+            TrainConfig(**bad)
+        assert info.value.setting == next(iter(bad))
+    assert {o.name for o in options_of(AugmentConfig, "cli")} >= {"jitter", "flip", "rot90"}
+    for cls in (TrainConfig, TileConfig, AugmentConfig):
+        for opt in options_of(cls):
+            assert opt.help and opt.level in ("basic", "advanced")
