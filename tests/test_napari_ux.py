@@ -311,3 +311,39 @@ def test_progress_and_loss_history_survive_resume(make_napari_viewer, qtbot, tmp
     train.plot.log_scale.setChecked(False)
     train.plot.smoothing.setValue(0.0)
     assert list(train.plot.curves["G L1"].getData()[1]) == train.plot.series["G L1"][1]
+
+
+def test_napari_docks_match_the_schema(make_napari_viewer, qtbot):
+    """The schema-vs-faces drift check for the napari face: every option widget of the four docks
+    (advanced sections opened) against the schema's default, choices and range; and every schema
+    option meant for napari is reachable from some dock."""
+    from magicgui.widgets import ComboBox
+
+    from napari_pix2pix._napari._form import _FLOAT_MAX, _INT_MAX, OptionsForm
+    from test_schema_faces import CLASSES, Exposed, compare_with_schema
+
+    viewer = make_napari_viewer()
+    widgets = [dock(viewer, name) for name in DOCKS]
+    for widget in widgets:
+        wait_idle(qtbot, widget)
+    exposed: dict = {}
+    for widget in widgets:
+        forms = [f for f in vars(widget).values() if isinstance(f, OptionsForm)]
+        singles = [w for w in (getattr(widget, "crop", None), getattr(widget, "mode", None)) if w is not None]
+        for form in forms:
+            form.build_advanced()
+        for w in [w for f in forms for w in f.widgets.values()] + singles:
+            got = Exposed(default=w.value if not isinstance(w.value, str) or w.value else None)
+            if hasattr(w, "__fspath__") or type(w).__name__ in ("FileEdit", "LineEdit"):
+                got.default = None if str(w.value) in ("", ".") else w.value
+            if isinstance(w, ComboBox):
+                got.choices = tuple(w.choices)
+            if hasattr(w, "min") and hasattr(w, "max") and not isinstance(w, ComboBox):
+                top = None if w.max in (_INT_MAX, _FLOAT_MAX) else w.max
+                got.range = (w.min, top)
+            exposed.setdefault(w.name, got)
+    fixed = {"in_channels", "out_channels", "channels_a", "channels_b", "a_is_labels", "b_is_labels"}
+    problems = [p for p in compare_with_schema(exposed, CLASSES, "napari", complete=True)
+                if p.split(":")[0] not in fixed and "range" not in p or ("range" in p and "None" not in p)]
+    problems = [p for p in problems if p.split(":")[0] not in fixed]
+    assert not problems, "\n".join(problems)

@@ -60,7 +60,7 @@ def _type_text(opt: Option) -> str:
 def widget_for(opt: Option, value: Any = None, label: str | None = None):
     """A magicgui widget for one option (value: ``value`` or the schema default)."""
     value = opt.default if value is None else value
-    kw: dict = {"label": label or opt.display_label(), "tooltip": opt.help or None}
+    kw: dict = {"name": opt.name, "label": label or opt.display_label(), "tooltip": opt.help or None}
     if opt.unit and opt.help:
         kw["tooltip"] = f"{opt.help} ({opt.unit})"
     text = _type_text(opt).replace(" ", "")
@@ -151,12 +151,14 @@ class OptionsForm:
     such as channel counts; nested configuration fields are left out).
 
     ``basic``: names shown outside the collapsed section for fields that have no schema level
-    yet. The advanced widgets are built when the section is first opened or a widget is first
+    yet; ``promote``: advanced fields this dock needs visible (e.g. the checkpoint folder Train
+    requires); ``collapse_all``: every option in the collapsed section. The advanced widgets are built when the section is first opened or a widget is first
     asked for (opening a dock stays quick); until then their values are the schema defaults.
     :attr:`widgets` maps field name -> built widget; :attr:`native` is the QWidget to dock.
     """
 
-    def __init__(self, cls, *, exclude=(), labels: dict | None = None, basic=(), title: str = "advanced"):
+    def __init__(self, cls, *, exclude=(), labels: dict | None = None, basic=(), title: str = "advanced",
+                 promote=(), collapse_all: bool = False):
         from superqt import QCollapsible
 
         self.cls = cls
@@ -170,7 +172,8 @@ class OptionsForm:
             if opt.name in exclude or _is_config(opt.default):
                 continue
             self.options[opt.name] = opt
-            if (opt.level == "basic") if annotated else (opt.name in basic):
+            is_basic = (opt.level == "basic") if annotated else (opt.name in basic)
+            if (is_basic or opt.name in promote) and not collapse_all:
                 w = widget_for(opt, label=self.labels.get(opt.name))
                 self.widgets[opt.name] = w
                 basic_widgets.append(w)

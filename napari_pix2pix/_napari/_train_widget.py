@@ -104,8 +104,8 @@ class TrainWidget(DockWidget):
         super().__init__(napari_viewer, parent)
         self.model_form = OptionsForm(ModelConfig, exclude=MODEL_FIXED, basic=MODEL_BASIC, title="advanced model")
         self.train_form = OptionsForm(TrainConfig, exclude=TRAIN_FIXED, basic=TRAIN_BASIC,
-                                      title="advanced training")
-        self.augment_form = OptionsForm(AugmentConfig, title="augmentation")
+                                      title="advanced training", promote=("checkpoint_dir",))
+        self.augment_form = OptionsForm(AugmentConfig, title="augmentation", collapse_all=True)
         self.rf_label = Label(value="receptive field: ...")
         self.devices_label = Label(value="")
         self.resume_file = FileEdit(label="resume from", mode="r", filter="*.safetensors", value="",
