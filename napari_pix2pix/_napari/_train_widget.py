@@ -230,6 +230,8 @@ class TrainWidget(DockWidget):
         model = self.model_form.build(in_channels=ds.in_channels, out_channels=ds.out_channels)
         values = self.train_form.values()
         fixed = {"crop": int(self.state.crop), "augment": self.augment_form.build()}
+        if "log_every" not in self.train_form:
+            fixed["log_every"] = 1  # every step in the history, so a resumed plot is complete
         if not values.get("validate_every") and val is not None and len(val):
             fixed["validate_every"] = values.get("preview_every") or 1  # validation on when there is a split
         train = self.train_form.cls(**{**values, **fixed})
