@@ -56,10 +56,14 @@ def show_only(viewer, names) -> None:
 
 def shot(viewer, widget, path: Path) -> None:
     """Bring ``widget``'s dock to the front and save a screenshot of the whole window."""
-    for dock in viewer.window._dock_widgets.values():
-        if dock.isAncestorOf(widget):
-            dock.show()
-            dock.raise_()
+    for inner in viewer.window.dock_widgets.values():
+        if inner is widget:
+            dock = widget.parent()
+            while dock is not None and not hasattr(dock, "setFloating"):
+                dock = dock.parent()
+            if dock is not None:
+                dock.show()
+                dock.raise_()
     wait(lambda: True)
     viewer.window.screenshot(str(path), canvas_only=False)
     print("wrote", path)
@@ -127,15 +131,16 @@ def main(argv=None) -> int:
             viewer.reset_view()
             viewer.camera.center = (float(preview.translate[0]) + 16, 104)
             viewer.camera.zoom = 1.4
+            train.scroll.ensureWidgetVisible(train.plot)  # the loss plot, below the options
 
         def translate_view():
             show_only(viewer, {"nuclei labels", out.name, "nuclei"})
-            viewer.grid.enabled = True
-            viewer.grid.stride = 1
+            viewer.canvas.grid.enabled = True
+            viewer.canvas.grid.stride = 1
             viewer.reset_view()
 
         def disc_view():
-            viewer.grid.enabled = False
+            viewer.canvas.grid.enabled = False
             show_only(viewer, {"nuclei", fake.name, "pix2pix: receptive field"})
             viewer.layers.selection.active = fake
             viewer.reset_view()
@@ -150,7 +155,7 @@ def main(argv=None) -> int:
             for name, widget, view in views:
                 view()
                 shot(viewer, widget, args.out / f"{name}-{width}x{height}.png")
-        viewer.grid.enabled = False
+        viewer.canvas.grid.enabled = False
         viewer.close()
     finally:
         if display is not None:

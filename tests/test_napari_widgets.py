@@ -19,7 +19,7 @@ from napari_pix2pix._napari import functions  # noqa: E402
 from napari_pix2pix._napari._state import get_state  # noqa: E402
 
 PLUGIN = "napari-pix2pix"
-TINY = {"generator": "unet_32", "ngf": 8, "ndf": 8, "batch_size": 2, "preview_every": 5}
+TINY = {"generator": "unet_32", "ngf": 8, "ndf": 8, "batch_size": 2, "preview_every": 5, "validate_every": 5}
 pytestmark = pytest.mark.gui
 
 
@@ -69,7 +69,7 @@ def load_model_file(qtbot, widget, path):
     qtbot.waitUntil(lambda: widget.idle, timeout=60_000)
 
 
-def wait_idle(qtbot, widget, timeout=60_000):
+def wait_idle(qtbot, widget, timeout=180_000):
     qtbot.waitUntil(lambda: widget.idle, timeout=timeout)
 
 
@@ -555,7 +555,7 @@ def test_models_cross_between_graph_nodes_and_napari(make_napari_viewer, qtbot, 
     viewer = make_napari_viewer()
     viewer.add_image(rng.random((40, 48, 3), dtype=np.float32), name="rgb", rgb=True)
     widget = dock(viewer, "Translate")
-    widget.model_path.value = str(saved)
+    load_model_file(qtbot, widget, saved)
     assert "unet_32" in widget.info.value and "3 -> 3" in widget.info.value
     widget.input_layer.select("rgb")
     assert widget.run()

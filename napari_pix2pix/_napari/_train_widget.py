@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from magicgui.widgets import FileEdit, Label, PushButton
+from magicgui.widgets import Container, FileEdit, Label, PushButton
 from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QHBoxLayout, QWidget
 
@@ -126,7 +126,9 @@ class TrainWidget(DockWidget):
         self.add(self.model_form.basic)
         self.add(self.rf_label)
         self.add(self.train_form.basic)
-        self.add(self.resume_file)
+        resume = Container(widgets=[self.resume_file])  # a Container shows the label
+        resume.native.layout().setContentsMargins(0, 0, 0, 0)
+        self.add(resume)
         self.add(self.model_form.collapsible)
         self.add(self.train_form.collapsible)
         self.add(self.augment_form.collapsible)
