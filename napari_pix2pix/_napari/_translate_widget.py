@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pathlib import Path
 
-from magicgui.widgets import CheckBox, FileEdit, PushButton
+from magicgui.widgets import CheckBox, Container, FileEdit, PushButton
 from qtpy.QtCore import QObject, QTimer, Signal
 from qtpy.QtWidgets import QHBoxLayout, QWidget
 
@@ -89,9 +89,9 @@ class TranslateWidget(DockWidget):
         buttons.layout().addWidget(self.run_button.native)
         buttons.layout().addWidget(self.cancel_button.native)
         self.progress_line = ProgressLine("tile")
-        self.add(self.model_path)
+        self.add(Container(widgets=[self.model_path]))  # a Container shows the labels
         self.add(self.info)
-        self.add(self.input_layer)
+        self.add(Container(widgets=[self.input_layer]))
         self.add(self.tile_form.basic)
         self.add(self.replace)
         self.add(self.tile_form.collapsible)
