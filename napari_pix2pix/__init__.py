@@ -21,6 +21,8 @@ _LAZY = {
     "Pix2PixModel": "model",
     "Trainer": "training",
     "translate": "inference",
+    "Predictor": "predict",
+    "export_model": "export",
     "discriminator_maps": "discriminator_map",
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
     "build_generator": "models", "build_discriminator": "models",

@@ -1,7 +1,7 @@
 """Command line: ``python -m napari_pix2pix`` or ``napari-pix2pix``.
 
 Subcommands: ``pair`` (validate and describe a paired source), ``train``, ``translate``,
-``evaluate``, ``info``, ``import``, ``demo``. Exit codes: 0 success, 1 bad input (one-line
+``evaluate``, ``info``, ``import``, ``demo``, ``export``. Exit codes: 0 success, 1 bad input (one-line
 message), 2 usage error (argparse).
 
 The CLI is a face: its options are generated from the schema (:mod:`napari_pix2pix.schema`,
@@ -385,8 +385,12 @@ def dataset_has_validation(args) -> bool:
 
 
 def cmd_train(args, parser, argv=()) -> int:
-    from .training import FinishedEvent, SavedEvent, StepEvent, Trainer, ValidationEvent
+    from .checkpoint import preflight_training
+    from .paths import check_output
+    from .training import FinishedEvent, SavedEvent, SpeedEvent, StepEvent, Trainer, ValidationEvent
 
+    check_output(args.out, [args.source, args.target], args.overwrite, overwrite_setting="--overwrite",
+                 suffixes=(".safetensors",), what="model file --out")
     say = _say(args.quiet)
     dataset = load_dataset(args, parser, say=say)
     model, config, preset = _train_configs(args, parser, argv, dataset)
@@ -401,6 +405,7 @@ def cmd_train(args, parser, argv=()) -> int:
 
         est = estimate_duration(model, config, device=config.device, steps=config.steps, dataset=train_set)
         say(f"estimated duration: {est.text}")
+    preflight_training(model, args.out, config.checkpoint_dir)  # before any step: writable, room for it
     trainer = Trainer(model, config, train_set, val_dataset=val_set, out=args.out, resume=args.resume)
     bar = _progress_bar(config.steps, "train", initial=trainer.step, quiet=args.quiet)
     last, saved = None, []
@@ -419,6 +424,8 @@ def cmd_train(args, parser, argv=()) -> int:
                 if not args.quiet:
                     bar.write(f"saved {event.path} (step {event.step}{', best so far' if event.best else ''})",
                               file=sys.stderr)
+            elif isinstance(event, SpeedEvent):
+                bar.set_description(f"train [{event.line}]")
             elif isinstance(event, FinishedEvent):
                 last = event
     except KeyboardInterrupt:
@@ -430,7 +437,10 @@ def cmd_train(args, parser, argv=()) -> int:
         bar.close()
     if not args.quiet and last is not None:
         rate = last.step / last.seconds if last.seconds else 0.0
-        summary = f"done: {last.step} steps in {_duration(last.seconds)} ({rate:.2f} steps/s); model {last.path}"
+        why = " (time limit reached)" if last.reason == "time_limit" else ""
+        summary = f"done: {last.step} steps in {_duration(last.seconds)}{why} ({rate:.2f} steps/s); model {last.path}"
+        if trainer.threads is not None:
+            summary += f"; {trainer.threads.line()}"
         best = getattr(trainer, "best", None)
         if best is not None and getattr(best, "best", None) is not None:
             summary += f"; best {best.metric} {best.best:.4g} at step {best.step}"
@@ -457,21 +467,25 @@ def _inputs(path: Path) -> list[Path]:
 
 
 def cmd_translate(args, parser) -> int:
-    from .inference import translate
     from .io import read_image, write_image
-    from .model import Pix2PixModel
+    from .paths import check_output, preflight
+    from .predict import Predictor
 
     config = TileConfig(**schema_values(TileConfig, args))
-    model = Pix2PixModel.load(args.model, device=config.device)
+    if config.device in ("cpu", "auto"):  # the engine's thread policy (the process ends with the command)
+        from .threads import apply_threads, choose_threads
+
+        apply_threads(choose_threads(config.threads))
     src, dst = Path(args.input), Path(args.output)
     files = _inputs(src)
-    if src.is_dir():
-        dst.mkdir(parents=True, exist_ok=True)
-    for f in files:
+    targets = [dst / (f.stem + (args.suffix or f.suffix)) if src.is_dir() else dst for f in files]
+    for f, target in zip(files, targets):  # before any work: never replace an input, or a file unasked
+        check_output(target, [f, args.model], args.overwrite, overwrite_setting="--overwrite")
+    preflight(targets[0], sum(f.stat().st_size for f in files), "output")
+    predictor = Predictor.load(args.model, config=config)  # backend: config.backend (auto: by the file)
+    for f, target in zip(files, targets):
         image = read_image(f)
-        out = translate(model, image, config=config, output_dtype=config.output_dtype,
-                        channel_axis=args.channel_axis)
-        target = dst / (f.stem + (args.suffix or f.suffix)) if src.is_dir() else dst
+        out = predictor.predict(image, output_dtype=config.output_dtype, channel_axis=args.channel_axis)
         write_image(target, out)
         if not args.quiet:
             print(f"{f} -> {target} {out.shape} {out.dtype}")
@@ -531,7 +545,7 @@ def _display_available() -> bool:
 def cmd_demo(args, parser) -> int:
     from .demo import run_demo
 
-    summary = run_demo(out_dir=args.out, seconds=args.seconds)
+    summary = run_demo(out_dir=args.out, seconds=args.seconds, threads=args.threads)
     if not args.headless and _display_available():
         from ._napari.demo import show_demo
 
@@ -540,8 +554,11 @@ def cmd_demo(args, parser) -> int:
 
 
 def cmd_import(args, parser) -> int:
+    from .paths import check_output
     from .reference import import_reference
 
+    check_output(args.out, [args.checkpoint, args.discriminator], args.overwrite, overwrite_setting="--overwrite",
+                 suffixes=(".safetensors",), what="model file --out")
     result = import_reference(args.checkpoint, args.out, generator=args.generator, norm=args.norm, ngf=args.ngf,
                               in_channels=args.in_channels, out_channels=args.out_channels,
                               dropout=False if args.no_dropout else None, discriminator=args.discriminator,
@@ -553,6 +570,17 @@ def cmd_import(args, parser) -> int:
               + (f", with a {m.discriminator} discriminator" if args.discriminator else ""))
         for note in result.notes:
             print(f"note: {note}")
+    return 0
+
+
+def cmd_export(args, parser) -> int:
+    from .config import ExportConfig
+    from .export import export_model
+
+    result = export_model(args.model, args.out, config=ExportConfig(**schema_values(ExportConfig, args)))
+    if not args.quiet:
+        parity = ", ".join(f"{k}: {v:.2g}" for k, v in (result.parity or {}).items())
+        print(f"wrote {result.path}" + (f" (measured max |difference| {parity})" if parity else ""))
     return 0
 
 
@@ -594,6 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subparser(sub, "train", "train a model on a paired source", cmd_train)
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--preset", choices=("auto",) + tuple(PRESETS), default="auto",
                    help="named settings, overridden by the flags given: "
                         + "; ".join(f"{k}: {v.help}" for k, v in PRESETS.items())
@@ -614,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel-axis", type=int, default=None,
                    help="channel axis of the input (default: detect; the last axis for RGB)")
     p.add_argument("--suffix", help="output file extension for folders (default: the input's)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     add_schema_options(p, TileConfig, title="inference")
 
@@ -628,7 +658,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", metavar="PATH", help="write the contact sheet (input | output | target | error) "
                    "to this PNG")
     p.add_argument("--sheet-rows", type=int, default=8, help="images on the contact sheet")
-    add_schema_options(p, TileConfig, title="inference", exclude=("output_dtype",))
+    add_schema_options(p, TileConfig, title="inference", exclude=("output_dtype", "backend"))
+
+    from .config import ExportConfig
+
+    p = _subparser(sub, "export", "write a model as ONNX or as a bioimage.io package, to use it elsewhere",
+                   cmd_export)
+    p.add_argument("model", help="model file (.safetensors)")
+    p.add_argument("--out", required=True, help="output: model.onnx, or a folder / .zip for bioimageio")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_schema_options(p, ExportConfig, title="export")
 
     p = _subparser(sub, "info", "describe a model file", cmd_info)
     p.add_argument("model", help="model file (.safetensors)")
@@ -638,11 +677,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-output", help="folder for the demo's files")
     p.add_argument("--seconds", type=float, default=60.0, help="training time")
     p.add_argument("--headless", action="store_true", help="never open napari")
+    p.add_argument("--threads", default=get_option(TrainConfig, "threads").default,
+                   help=get_option(TrainConfig, "threads").help)
 
     generator, norm = get_option(ModelConfig, "generator"), get_option(ModelConfig, "norm")
     p = _subparser(sub, "import", "convert a reference pix2pix checkpoint (*_net_G.pth) to a model file", cmd_import)
     p.add_argument("checkpoint", help="generator state_dict saved by pytorch-CycleGAN-and-pix2pix (*_net_G.pth)")
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--discriminator", metavar="D.pth", help="also import its discriminator (*_net_D.pth)")
     add_schema_option(p, generator, use_default=False, help=generator.help + " (default: read from the file)")
     p.add_argument("--norm", choices=tuple(c for c in norm.choices if c != "none"),
@@ -693,6 +735,11 @@ def main(argv=None) -> int:
         return 1
     except BrokenPipeError:
         return _quiet_broken_pipe()
+    except OSError as exc:  # a file the engine did not wrap: still one line, with a fix
+        from .paths import write_error
+
+        print(f"error: {one_line(write_error(exc, exc.filename or '?', 'file', 'use'))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

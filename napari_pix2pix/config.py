@@ -37,6 +37,8 @@ LABEL_ENCODING_CHOICES = ("binary", "onehot", "scaled")
 DIRECTION_CHOICES = ("AtoB", "BtoA")
 OUTPUT_DTYPE_CHOICES = ("target", "input", "uint8", "uint16", "int32", "float32")
 OUTPUT_DTYPE_PATTERN = r"u?int(8|16|32|64)|float(16|32|64)"
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
+EXPORT_FORMATS = ("onnx", "bioimageio")
 # validation metric -> +1 when higher is better, -1 when lower is better
 BEST_METRIC_DIRECTIONS = {"PSNR": 1, "SSIM": 1, "L1": -1, "Dice": 1, "IoU": 1}
 
@@ -127,6 +129,9 @@ class ModelConfig(_Serialisable):
         check(self)
         _check_int(self, "in_channels", "out_channels", "ngf", "ndf", "discriminator_layers")
         unet_depth(self.generator)
+        from .limits import check_architecture
+
+        check_architecture(self)  # U-Net depth (and ngf/ndf, channels) within sane bounds
 
     @property
     def size_multiple(self) -> int:
@@ -281,8 +286,20 @@ class TrainConfig(_Serialisable):
                                   help="synchronise batch-norm statistics across processes (distributed)")
     best_metric: str = option("PSNR", choices=tuple(BEST_METRIC_DIRECTIONS), level="advanced",
                               help="validation metric that picks the best model")
+    threads: str = option("auto", choices=("auto",), pattern=r"[1-9][0-9]*", pattern_hint="N", level="advanced",
+                          help="CPU threads for training: auto (chosen from the model size, the cores this "
+                               "process may use and whether a GUI needs one) or a number")
+    time_limit: float = option(0.0, help="stop after this many seconds of training (0: no limit), then validate "
+                               "and save", range=(0, 604_800), level="advanced", unit="s")
+    ema: bool = option(False, help="keep an exponential moving average of the generator's weights; it is "
+                       "validated and saved as the model", level="advanced")
+    ema_decay: float = option(0.999, help="decay of the generator's moving average (per step)",
+                              range=(0.0, 0.99999), level="advanced")
+    select_best: bool = option(False, help="save the best validated model (best_metric) as the output, not the "
+                               "last one", level="advanced")
 
     def __post_init__(self):
+        self.threads = _check_threads(self.threads)
         check(self)
         _check_int(self, "steps", "decay_steps", "batch_size", "crop", "seed", "log_every", "preview_every",
                    "validate_every", "checkpoint_every")
@@ -336,14 +353,50 @@ class TileConfig(_Serialisable):
                                faces=("cli", "napari"),
                                help="output type: target (the dtype and value range the model was trained "
                                     "to produce), input (the image's) or a dtype such as float32")
+    backend: str = option("auto", choices=BACKEND_CHOICES, level="advanced", faces=("cli",),
+                          help="what runs the network: auto (by the model file: .onnx on onnxruntime, "
+                               ".safetensors on torch), torch or onnxruntime (no torch needed)")
+    threads: str = option("auto", choices=("auto",), pattern=r"[1-9][0-9]*", pattern_hint="N", level="advanced",
+                          help="CPU threads for translation: auto (the cores this process may use) or a number")
 
     def __post_init__(self):
+        self.threads = _check_threads(self.threads)
         check(self)
         _check_int(self, "tile", "overlap", "batch_size", "seed")
         if self.tile and self.overlap * 2 >= self.tile:
             raise ConfigError(f"`overlap`={self.overlap} is too large for `tile`={self.tile}.",
                               "use an `overlap` below half the `tile` size, e.g. `tile` 512 with `overlap` 64.",
                               setting="overlap")
+
+
+def _check_threads(value):
+    """``'auto'`` or a number of threads, kept as text (``2`` -> ``'2'``) so that one schema
+    pattern describes it; :func:`napari_pix2pix.threads.choose_threads` reads either."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return str(value)
+    if isinstance(value, str) and (value == "auto" or (value.isdigit() and int(value) >= 1)):
+        return value
+    raise ConfigError(f"`threads`={value!r} is neither auto nor a positive number.", "pass `threads` auto, 1, 2, ...",
+                      setting="threads")
+
+
+@dataclass
+class ExportConfig(_Serialisable):
+    """How a model is written for use elsewhere (see :mod:`napari_pix2pix.export`).
+
+    ``format``: ``onnx`` (one .onnx file, eval-mode graph with dynamic batch/height/width) or
+    ``bioimageio`` (a bioimage.io model package: a folder, or a .zip). ``opset``: the ONNX opset.
+    """
+
+    format: str = option("onnx", choices=EXPORT_FORMATS, faces=("cli", "nodes"),
+                         help="onnx (a .onnx file for onnxruntime and other runtimes) or bioimageio "
+                              "(a model package for Fiji/deepImageJ, ilastik, QuPath: a folder or .zip)")
+    opset: int = option(17, range=(13, 21), level="advanced", faces=("cli",),
+                        help="ONNX opset version of the exported graph")
+
+    def __post_init__(self):
+        check(self)
+        _check_int(self, "opset")
 
 
 _SUBCONFIGS = {

@@ -1,6 +1,6 @@
 """Lazy translation of dask arrays (napari's dask/zarr layers, images larger than memory).
 
-:func:`translate_dask` maps the engine's :func:`~napari_pix2pix.inference.translate` over the
+:func:`translate_dask` maps the engine's :class:`~napari_pix2pix.predict.Predictor` over the
 array with :func:`dask.array.map_overlap`: the Y/X chunks are the cores of the tiles
 (``tile - 2 * overlap`` pixels), the halo (``depth``) is ``overlap`` pixels, so every block the
 network sees is one ``tile`` x ``tile`` tile, exactly as the in-memory tiler cuts them; inside a
@@ -34,32 +34,22 @@ _LOCKS: dict[int, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def _model_lock(model) -> threading.Lock:
-    """One lock per model object in this process: ``translate`` switches the generator's mode in
-    a context manager, so two threads must not run the same model at once (each torch call uses
-    all intra-op threads anyway)."""
+def _model_lock(backend) -> threading.Lock:
+    """One lock per backend object in this process: the torch backend switches the generator's
+    mode in a context manager, so two threads must not run the same model at once (each torch
+    call uses all intra-op threads anyway)."""
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault(id(model), threading.Lock())
+        return _LOCKS.setdefault(id(backend), threading.Lock())
 
 
-def _output_dtype(model, dtype: np.dtype, output_dtype: str) -> np.dtype:
-    if output_dtype == "input":
-        return np.dtype(dtype)
-    if output_dtype == "target":
-        return np.dtype(model.normalizations(dtype)[1].dtype)
-    return np.dtype(output_dtype)
-
-
-def _translate_block(block: np.ndarray, *, model, config: TileConfig, halo: int, edge: str,
+def _translate_block(block: np.ndarray, *, predictor, halo: int, edge: str,
                      output_dtype: str, block_info=None) -> np.ndarray:
     """Translate one block ``[..., y, x, C]`` (core + halo) and cut the halo away."""
-    from .inference import translate
-
     info = block_info[0]
     nchunks, where = info["num-chunks"], info["chunk-location"]
     ax_y, ax_x = block.ndim - 3, block.ndim - 2
-    with _model_lock(model):
-        out = translate(model, block, config=config, channel_axis=-1, output_dtype=output_dtype)
+    with _model_lock(predictor.backend):
+        out = predictor.predict(block, channel_axis=-1, output_dtype=output_dtype)
     if out.ndim == block.ndim - 1:  # the engine drops a single output channel
         out = out[..., None]
     index = [slice(None)] * out.ndim
@@ -73,7 +63,8 @@ def _translate_block(block: np.ndarray, *, model, config: TileConfig, halo: int,
 def translate_dask(model, darr, config: TileConfig | None = None, channel_axis: int | None = None, *,
                    output_dtype: str = "input", boundary: str = "reflect"):
     """Lazy translation of ``darr`` (a dask array, or anything ``dask.array.asarray`` accepts:
-    numpy, zarr) with ``model`` (:class:`~napari_pix2pix.model.Pix2PixModel`).
+    numpy, zarr) with ``model`` (:class:`~napari_pix2pix.model.Pix2PixModel`, or a
+    :class:`~napari_pix2pix.predict.Predictor` of any backend, e.g. onnxruntime).
 
     ``config``: :class:`TileConfig` (``tile``: block size the network sees, ``overlap``: halo
     depth; ``tile=0`` means one block per slice). ``boundary``: ``reflect`` (the image edge is
@@ -82,7 +73,16 @@ def translate_dask(model, darr, config: TileConfig | None = None, channel_axis: 
     """
     import dask.array as da
 
-    config = config or TileConfig()
+    from .predict import Predictor, clamp_tiling, output_dtype_of
+
+    if isinstance(model, Predictor):
+        config = config or model.config
+        backend = model.backend
+    else:
+        config = config or TileConfig()
+        from .backends.torch import TorchBackend
+
+        backend = TorchBackend(model)
     if boundary not in BOUNDARY_CHOICES:
         raise InputError(f"boundary={boundary!r} is not one of {', '.join(BOUNDARY_CHOICES)}.",
                          "use boundary='reflect' (default) or 'none'.")
@@ -94,8 +94,8 @@ def translate_dask(model, darr, config: TileConfig | None = None, channel_axis: 
                          "convert it to an integer or float array.")
     squeeze = channel_axis is None
     if squeeze:
-        if model.config.in_channels != 1:
-            raise InputError(f"the model expects {model.config.in_channels} channels but the image has no "
+        if backend.in_channels != 1:
+            raise InputError(f"the model expects {backend.in_channels} channels but the image has no "
                              f"channel axis (shape {x.shape}).", "pass channel_axis=... for a multichannel image.")
         x = x[..., None]
     else:
@@ -103,13 +103,13 @@ def translate_dask(model, darr, config: TileConfig | None = None, channel_axis: 
     if x.ndim < 3:
         raise InputError(f"the image must be at least 2-D, got shape {tuple(x.shape)}.", "pass a [Y, X] image.")
     h, w = x.shape[-3:-1]
-    norm_a = model.normalization("a")
-    if norm_a is not None and norm_a.mode == "percentile" and norm_a.per_image:
+    norm_a = backend.normalizations(x.dtype)[0]
+    if norm_a.mode == "percentile" and norm_a.per_image:
         warnings.warn("the model normalises each image by its own percentiles; with dask every block "
                       "is normalised by its own, which can show at block edges.", stacklevel=2)
 
-    tile = config.tile or max(h, w)
-    overlap = min(config.overlap, max(tile // 2 - 1, 0)) if config.tile else 0
+    tile, overlap = clamp_tiling(config.tile, config.overlap)
+    tile = tile or max(h, w)
     core = max(tile - 2 * overlap, 1)
     depth = overlap
     # the boundary halo may not exceed the smallest chunk: small images get one block per axis
@@ -119,15 +119,16 @@ def translate_dask(model, darr, config: TileConfig | None = None, channel_axis: 
         x = x.rechunk({x.ndim - 3: _balanced(h, core, depth), x.ndim - 2: _balanced(w, core, depth)})
     depth = min(depth, min(x.chunks[-3]), min(x.chunks[-2]))
     block_config = config.replace(tile=tile if config.tile else 0, overlap=overlap)
-    out_c = model.config.out_channels
+    predictor = Predictor(backend, block_config)
+    out_c = backend.out_channels
     out_chunks = x.chunks[:-1] + ((out_c,),)
-    dtype = _output_dtype(model, x.dtype, output_dtype)
+    dtype = output_dtype_of(output_dtype, x.dtype, backend.normalizations(x.dtype)[1])
     axes_depth = {x.ndim - 3: depth, x.ndim - 2: depth}
     y = da.map_overlap(
         _translate_block, x, depth=axes_depth, boundary="reflect" if boundary == "reflect" else "none",
         trim=False, dtype=dtype, chunks=out_chunks, meta=np.empty((0,) * x.ndim, dtype),
         name=f"pix2pix-translate-{uuid.uuid4().hex[:12]}",
-        model=model, config=block_config, halo=depth, edge=boundary, output_dtype=output_dtype)
+        predictor=predictor, halo=depth, edge=boundary, output_dtype=output_dtype)
     if squeeze and out_c == 1:
         return y[..., 0]
     if not squeeze:

@@ -126,11 +126,12 @@ def predict(model, a, config: TileConfig | None = None, progress=None, cancel=No
     """Generator output ``[N, C_out, H, W]`` (CPU float32, model space) for ``a`` ``[N, C_in, H, W]``
     in model space, with the tiling and test-time mode of ``config``."""
     from .inference import run_generator, test_time_mode
+    from .predict import clamp_tiling
 
     config = config or TileConfig()
+    tile, overlap = clamp_tiling(config.tile, config.overlap)
     with test_time_mode(model.generator, config.mode, config.seed):
-        return run_generator(model.generator, a, tile=config.tile,
-                             overlap=min(config.overlap, max(config.tile // 2 - 1, 0)),
+        return run_generator(model.generator, a, tile=tile, overlap=overlap,
                              batch_size=config.batch_size, size_multiple=model.config.size_multiple,
                              device=model.device, precision=config.precision, progress=progress, cancel=cancel)
 

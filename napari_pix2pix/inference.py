@@ -1,5 +1,10 @@
 """Inference on arrays of any size: layout handling, padding, overlapping tiles, stacks.
 
+The work is done by :class:`napari_pix2pix.predict.Predictor` (normalise, pad, tile, blend,
+autocast, de-normalise; torch or onnxruntime backend). This module keeps the layout helpers,
+the torch test-time mode and the historical functions :func:`translate` and
+:func:`run_generator` as thin wrappers over it. It does not import torch at module level.
+
 Layouts: the caller's array is napari-style ``[..., Y, X]`` (one channel) or ``[..., Y, X, C]``
 (``channel_axis=-1``); every leading axis is a stack axis (Z, T, ...) translated slice by slice.
 The model sees ``[B, C, H, W]`` in [-1, 1]. The output comes back in the same layout with the
@@ -23,49 +28,11 @@ from typing import Callable
 import numpy as np
 
 from .config import TileConfig
-from .errors import Cancelled, InputError
+from .errors import InputError
+# the tiling is implemented once, in predict.py; re-exported here for existing callers
+from .predict import clamp_tiling, ramp, run_tiles, tile_starts, tile_weights  # noqa: F401
 
 MAX_STACK_DIMS = 2  # at most [T, Z, Y, X(, C)]
-
-
-# ------------------------------------------------------------------------------- tiling math
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``0..length`` with at least ``overlap``
-    shared pixels between neighbours. The last tile ends exactly at ``length``."""
-    if length <= tile:
-        return [0]
-    step = max(tile - overlap, 1)
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)
-    return starts
-
-
-def ramp(tile: int, overlap: int) -> np.ndarray:
-    """1-D blending weights ``[tile]``: rising linearly over the first ``overlap`` pixels, flat,
-    then falling; strictly positive everywhere."""
-    w = np.ones(tile, np.float32)
-    if overlap > 0:
-        r = (np.arange(overlap, dtype=np.float32) + 1) / (overlap + 1)
-        w[:overlap] = r
-        w[tile - overlap:] = np.minimum(w[tile - overlap:], r[::-1])
-    return w
-
-
-def tile_weights(shape: tuple[int, int], tile: int, overlap: int) -> np.ndarray:
-    """Sum of the blending windows of every tile over an image of ``shape``: ``[H, W]``.
-    Dividing by it makes the tile weights a partition of unity."""
-    h, w = shape
-    th, tw = min(tile, h), min(tile, w)
-    total = np.zeros((h, w), np.float64)
-    win = np.outer(ramp(th, overlap if h > tile else 0), ramp(tw, overlap if w > tile else 0))
-    for y in tile_starts(h, th, overlap):
-        for x in tile_starts(w, tw, overlap):
-            total[y:y + th, x:x + tw] += win
-    return total
-
-
-def _round_up(n: int, m: int) -> int:
-    return -(-n // m) * m
 
 
 # ------------------------------------------------------------------------------ validation
@@ -166,17 +133,6 @@ def test_time_mode(generator, mode: str, seed: int | None = None):
         generator.train(was_training)
 
 
-def _pad(x, height: int, width: int):
-    """Pad ``[B, C, h, w]`` at the bottom/right to ``height x width`` (reflect, replicate if too small)."""
-    import torch.nn.functional as F
-
-    ph, pw = height - x.shape[-2], width - x.shape[-1]
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
 def is_out_of_memory(exc: BaseException) -> bool:
     import torch
 
@@ -192,101 +148,36 @@ def run_generator(generator, x, *, tile: int = 0, overlap: int = 0, batch_size: 
     """Generator output for ``x`` ``[N, C, H, W]`` (float tensor in [-1, 1], on the CPU) with
     padding and optional tiling; returns ``[N, C_out, H, W]`` float32 on the CPU.
 
-    The caller chooses the mode (see :func:`test_time_mode`). ``tile=0`` or a tile covering the
-    whole image runs each slice at once.
+    The caller chooses the mode (see :func:`test_time_mode`) and clamps ``overlap`` with
+    :func:`~napari_pix2pix.predict.clamp_tiling`. A thin wrapper over
+    :func:`~napari_pix2pix.predict.run_tiles` for torch tensors.
     """
     import torch
 
+    from .backends.torch import generator_runner
+
     device = device or next(generator.parameters()).device
-    n, _, h, w = x.shape
-    m = size_multiple
-    amp = (torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-           if precision != "fp32" else contextlib.nullcontext())
-    whole = tile == 0 or (h <= tile and w <= tile)
-    if whole:
-        th, tw, overlap = _round_up(h, m), _round_up(w, m), 0
-        hp, wp = th, tw
-    else:
-        t = _round_up(tile, m)
-        th, tw = min(t, _round_up(h, m)), min(t, _round_up(w, m))
-        hp, wp = max(h, th), max(w, tw)
-    ys, xs = tile_starts(hp, th, overlap), tile_starts(wp, tw, overlap)
-    win = torch.from_numpy(np.outer(ramp(th, overlap if len(ys) > 1 else 0),
-                                    ramp(tw, overlap if len(xs) > 1 else 0)))
-    boxes = [(i, y, xx) for i in range(n) for y in ys for xx in xs]
-    out = None
-    weight = torch.zeros((hp, wp), dtype=torch.float32)
-    done = 0
-    for b0 in range(0, len(boxes), batch_size):
-        if cancel is not None and cancel():
-            raise Cancelled("translation was cancelled.", "run it again when needed.")
-        group = boxes[b0:b0 + batch_size]
-        # each tile is cut from the image (padded only where the image is smaller than the tile)
-        crops = [_pad(x[i:i + 1, :, y:y + th, xx:xx + tw], th, tw) for i, y, xx in group]
-        batch = torch.cat(crops).to(device)
-        with amp:
-            y_b = generator(batch)
-        y_b = y_b.float().cpu()
-        if out is None:
-            out = torch.zeros((n, y_b.shape[1], hp, wp), dtype=torch.float32)
-        for (i, y, xx), y_t in zip(group, y_b):
-            if whole:
-                out[i] = y_t
-            else:
-                out[i, :, y:y + th, xx:xx + tw] += y_t * win
-                if i == 0:
-                    weight[y:y + th, xx:xx + tw] += win
-        done += len(group)
-        if progress is not None:
-            progress(done, len(boxes))
-    if not whole:
-        out /= weight
-    return out[:, :, :h, :w]
+    x_np = x.detach().cpu().float().numpy() if torch.is_tensor(x) else np.asarray(x, np.float32)
+    y = run_tiles(generator_runner(generator, device, precision), x_np, tile=tile, overlap=overlap,
+                  batch_size=batch_size, size_multiple=size_multiple, progress=progress, cancel=cancel)
+    return torch.from_numpy(np.ascontiguousarray(y))
 
 
 def translate(model, image, *, config: TileConfig | None = None, channel_axis: int | None = None,
               output_dtype: str = "input", progress=None, cancel=None) -> np.ndarray:
     """Translate ``image`` (``[..., Y, X(, C)]``, any size, any stack depth) with ``model``
-    (:class:`~napari_pix2pix.model.Pix2PixModel`). Returns an array in the same layout with the
-    model's output channels; dtype: ``input`` (the image's), ``target`` (what B was trained on)
-    or any numpy dtype name such as ``float32``.
+    (:class:`~napari_pix2pix.model.Pix2PixModel`, or a :class:`~napari_pix2pix.predict.Predictor`).
+    Returns an array in the same layout with the model's output channels; dtype: ``input`` (the
+    image's), ``target`` (what B was trained on) or any numpy dtype name such as ``float32``.
 
-    An out-of-memory error is retried with halved tiles before failing with advice.
+    A thin wrapper over :meth:`Predictor.predict <napari_pix2pix.predict.Predictor.predict>`:
+    an out-of-memory error is retried with halved tiles before failing with advice.
     """
-    config = config or TileConfig()
-    image = check_array(image)
-    norm_a, norm_b = model.normalizations(image.dtype)
-    x, stack = to_model_layout(image, norm_a.channels, channel_axis)  # data channels (one-hot labels: 1)
-    import torch
+    from .predict import Predictor
 
-    xt = torch.from_numpy(np.ascontiguousarray(norm_a.forward(x), dtype=np.float32))
-    if xt.shape[1] != model.config.in_channels:
-        raise InputError(f"after normalisation the image has {xt.shape[1]} channels but the model expects "
-                         f"{model.config.in_channels}.", "choose a matching model or image.")
-    tile = config.tile
-    while True:
-        try:
-            with test_time_mode(model.generator, config.mode, config.seed):
-                y = run_generator(model.generator, xt, tile=tile, overlap=min(config.overlap, max(tile // 2 - 1, 0)),
-                                  batch_size=config.batch_size, size_multiple=model.config.size_multiple,
-                                  device=model.device, precision=config.precision, progress=progress,
-                                  cancel=cancel)
-            break
-        except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
-            if not is_out_of_memory(exc):
-                raise
-            full = max(xt.shape[-2:])
-            smaller = (tile or full) // 2
-            if smaller < 2 * model.config.size_multiple or smaller < 64:
-                raise InputError(f"out of memory while translating a {tuple(xt.shape[-2:])} image "
-                                 f"even with tiles of {tile or full} pixels.",
-                                 "use smaller tiles (--tile 256), a smaller tile batch, or the CPU.") from None
-            tile = smaller
-    if output_dtype == "input":
-        dtype = image.dtype
-    elif output_dtype == "target":
-        dtype = np.dtype(norm_b.dtype)
+    if isinstance(model, Predictor):
+        predictor = model if config is None else Predictor(model.backend, config)
     else:
-        dtype = np.dtype(output_dtype)
-    result = norm_b.inverse(y.numpy(), dtype=dtype)
-    return from_model_layout(result, stack)
+        predictor = Predictor.from_model(model, config)
+    return predictor.predict(image, channel_axis=channel_axis, output_dtype=output_dtype, progress=progress,
+                             cancel=cancel)

@@ -7,24 +7,29 @@
 * ``.png`` / ``.jpg`` / ``.jpeg`` (Pillow): gray -> ``[H, W]`` (uint8, or uint16 for 16-bit
   PNG), RGB -> ``[H, W, 3]``, RGBA -> ``[H, W, 4]``; gray+alpha drops the alpha, palette
   images become RGB(A), 1-bit images become bool. 16-bit RGB(A) PNG files (which Pillow
-  would reduce to 8 bits) are decoded here exactly as uint16.
+  would reduce to 8 bits) are decoded exactly as uint16 by imagecodecs.
 * ``.npy``: ``np.load(allow_pickle=False)`` (never pickles).
 
-Every failure (missing file, unknown extension, corrupt or truncated data, a text file
-with an image extension) raises :class:`~napari_pix2pix.errors.ImageReadError` naming
+Every reader checks the image's size from its header against the pixel limit
+(:mod:`napari_pix2pix.limits`) before decoding. Every failure (missing file, unknown extension,
+corrupt or truncated data, a text file with an image extension, too many pixels) raises :class:`~napari_pix2pix.errors.ImageReadError` naming
 the file and the fix. Writing is atomic: a temporary file in the target folder is
 written and then moved into place with ``os.replace``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import struct
-import zlib
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageReadError, InputError
+from .errors import ConfigError, ImageReadError, InputError
+from .limits import check_pixels
 
 IMAGE_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
 
@@ -36,30 +41,32 @@ def _ext(path: Path) -> str:
 
 
 def read_image(path) -> np.ndarray:
-    """Read one image file and return its array as stored (see the module docstring for layouts)."""
+    """Read one image file and return its array as stored (see the module docstring for layouts).
+
+    The image's size is read from its header first and checked against the pixel limit
+    (:func:`napari_pix2pix.limits.max_pixels`) before anything is decoded."""
     path = Path(path)
     ext = _ext(path)
     if ext not in IMAGE_EXTENSIONS:
         raise ImageReadError(f"{path.name}: the extension {ext or '(none)'!r} is not a supported image type.",
                              f"save the image as one of {', '.join(IMAGE_EXTENSIONS)}.")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image file.", "choose an image file inside it.")
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file.", "check the path (and that the file was not moved).")
     try:
         if ext in (".tif", ".tiff"):
             arr = _read_tif(path)
         elif ext == ".npy":
-            arr = np.load(path, allow_pickle=False)
-            if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
-                raise ValueError(f"dtype {getattr(arr, 'dtype', type(arr))} is not numeric")
+            arr = _read_npy(path)
         else:
             arr = _read_pil(path)
-    except ImageReadError:
-        raise
-    except MemoryError:
+    except (ImageReadError, MemoryError, ConfigError):
         raise
     except Exception as exc:  # corrupt, truncated, or not an image at all
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         raise ImageReadError(
-            f"{path.name}: cannot be read as a {ext[1:]} image ({type(exc).__name__}: {exc}).",
+            f"{path.name}: cannot be read as a {ext[1:]} image ({type(exc).__name__}: {detail}).",
             f"replace or remove {path} (it is corrupt, truncated or not an image), "
             "or re-save it from an image program.") from exc
     if arr.size == 0:
@@ -67,14 +74,39 @@ def read_image(path) -> np.ndarray:
     return arr
 
 
+@contextlib.contextmanager
+def _quiet_tifffile():
+    """tifffile logs its own complaints (``<tifffile.TiffFile ...> ...``); the errors we raise say
+    what matters, so its logger is muted while we read."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_tif(path: Path) -> np.ndarray:
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
         if not tif.series:
             raise ValueError("the file holds no image series")
-        arr = tif.asarray()
+        series = tif.series[0]
+        check_pixels(series.shape, path.name, np.dtype(series.dtype).itemsize)
+        arr = series.asarray()
     return np.asarray(arr)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)  # the header only; data stays on disk
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        raise ValueError(f"dtype {getattr(arr, 'dtype', type(arr))} is not numeric")
+    check_pixels(arr.shape, path.name, arr.dtype.itemsize)
+    return np.array(arr)
 
 
 def read_tif_metadata(path) -> dict:
@@ -85,21 +117,57 @@ def read_tif_metadata(path) -> dict:
     try:
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
             meta = tif.shaped_metadata
         return dict(meta[0]) if meta else {}
     except Exception:
         return {}
 
 
+def _png_header(path: Path) -> tuple[int, int, int, int] | None:
+    """``(width, height, bit depth, colour type)`` from a PNG's IHDR, or None for other files."""
+    with open(path, "rb") as fh:
+        head = fh.read(33)
+    if head[:8] != _PNG_SIGNATURE or len(head) < 26 or head[12:16] != b"IHDR":
+        return None
+    width, height, depth, ctype = struct.unpack(">IIBB", head[16:26])
+    return width, height, depth, ctype
+
+
+def _read_png16_colour(path: Path, width: int, height: int, channels: int) -> np.ndarray:
+    """16-bit RGB(A) PNG, which Pillow would reduce to 8 bits, decoded exactly by imagecodecs."""
+    try:
+        import imagecodecs
+    except ImportError:
+        raise ImageReadError(f"{path.name}: 16-bit colour PNG files need the imagecodecs package.",
+                             "pip install imagecodecs, or save the image as .tif.") from None
+    arr = np.asarray(imagecodecs.png_decode(path.read_bytes()))
+    if arr.shape != (height, width, channels) or arr.dtype != np.uint16:
+        raise ValueError(f"decoded {arr.dtype} {list(arr.shape)}, expected uint16 {[height, width, channels]}")
+    return arr
+
+
+_PIL_LOCK = threading.Lock()
+
+
 def _read_pil(path: Path) -> np.ndarray:
     from PIL import Image
 
-    with open(path, "rb") as fh:
-        head = fh.read(33)
-    if head[:8] == _PNG_SIGNATURE and len(head) >= 26 and head[24] == 16 and head[25] in (2, 6):
-        return _decode_png16(path.read_bytes())
-    with Image.open(path) as im:
+    png = _png_header(path)
+    if png is not None and png[2] == 16 and png[3] in (2, 6):
+        width, height, _, ctype = png
+        channels = 3 if ctype == 2 else 4
+        check_pixels((height, width, channels), path.name, 2)
+        return _read_png16_colour(path, width, height, channels)
+    with _PIL_LOCK:  # Pillow's own bomb check (a global) gives way to ours, made from the header
+        old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            im = Image.open(path)  # reads the header only
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+    with im:
+        width, height = im.size
+        check_pixels((height, width, len(im.getbands())), path.name, 1)
         im.load()
         mode = im.mode
         if mode == "P":
@@ -116,83 +184,14 @@ def _read_pil(path: Path) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-# -- 16-bit RGB(A) PNG, which Pillow cannot keep at 16 bits ------------------------------
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
 def _encode_png16(arr: np.ndarray) -> bytes:
-    """PNG bytes for a uint16 ``[H, W, 3|4]`` array (filter 0, zlib level 6)."""
-    h, w, c = arr.shape
-    rows = arr.astype(">u2").reshape(h, w * c).view(np.uint8).reshape(h, w * c * 2)
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2 if c == 3 else 6, 0, 0, 0)
-    return (_PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw, 6))
-            + _png_chunk(b"IEND", b""))
-
-
-def _decode_png16(data: bytes) -> np.ndarray:
-    """Decode a non-interlaced 16-bit RGB/RGBA PNG to uint16 ``[H, W, 3|4]``."""
-    if data[:8] != _PNG_SIGNATURE:
-        raise ValueError("not a PNG file")
-    pos, idat, ihdr = 8, [], None
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        if len(body) != length:
-            raise ValueError("truncated PNG chunk")
-        if kind == b"IHDR":
-            ihdr = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    if ihdr is None or not idat:
-        raise ValueError("PNG without IHDR or IDAT")
-    w, h, depth, ctype, _, _, interlace = ihdr
-    if interlace:
-        raise ImageReadError("interlaced 16-bit colour PNG files are not supported.",
-                             "re-save the image without interlacing, or as .tif.")
-    c = 3 if ctype == 2 else 4
-    bpp = 2 * c
-    stride = w * bpp
-    raw = zlib.decompress(b"".join(idat))
-    if len(raw) < h * (stride + 1):
-        raise ValueError("truncated PNG image data")
-    lines = np.frombuffer(raw, np.uint8)[: h * (stride + 1)].reshape(h, stride + 1)
-    out = np.zeros((h, stride), np.uint8)
-    prev = np.zeros(stride, np.uint8)
-    for y in range(h):
-        f, line = lines[y, 0], lines[y, 1:]
-        if f == 0:
-            cur = line.copy()
-        elif f == 1:  # Sub: running sum along the row, per byte position within a pixel
-            cur = (np.cumsum(line.reshape(w, bpp).astype(np.int64), axis=0) % 256).astype(np.uint8).reshape(-1)
-        elif f == 2:
-            cur = (line.astype(np.uint16) + prev).astype(np.uint8)
-        elif f in (3, 4):
-            cur = bytearray(line.tobytes())
-            p = prev.tobytes()
-            for i in range(stride):
-                left = cur[i - bpp] if i >= bpp else 0
-                up = p[i]
-                if f == 3:
-                    cur[i] = (cur[i] + ((left + up) >> 1)) & 0xFF
-                else:
-                    ul = p[i - bpp] if i >= bpp else 0
-                    est = left + up - ul
-                    pa, pb, pc = abs(est - left), abs(est - up), abs(est - ul)
-                    pred = left if pa <= pb and pa <= pc else (up if pb <= pc else ul)
-                    cur[i] = (cur[i] + pred) & 0xFF
-            cur = np.frombuffer(bytes(cur), np.uint8)
-        else:
-            raise ValueError(f"bad PNG filter type {f}")
-        out[y] = cur
-        prev = cur
-    return out.view(">u2").reshape(h, w, c).astype(np.uint16)
+    """PNG bytes for a uint16 ``[H, W, 3|4]`` array (imagecodecs)."""
+    try:
+        import imagecodecs
+    except ImportError:
+        raise InputError("writing 16-bit colour PNG files needs the imagecodecs package.",
+                         "pip install imagecodecs, or save the image as .tif.") from None
+    return bytes(imagecodecs.png_encode(np.ascontiguousarray(arr)))
 
 
 # -- writing -------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ class Pix2PixModel:
         self.path = str(path) if path else None
         self.device = torch.device(device)
         where = self.path or "model"
+        from .limits import check_architecture
+
+        check_architecture(self.config, Path(where).name)  # before anything is allocated
         self.generator = build_generator(self.config, init=False)
         load_state(self.generator, checkpoint.generator, "generator", where)
         self.generator.to(self.device).eval()
@@ -104,9 +107,15 @@ class Pix2PixModel:
 
     def info(self) -> dict:
         """Architecture, parameter counts, receptive field and training metadata (JSON-safe)."""
+        import torch
+
         from .models import build_discriminator, count_parameters, geometry
 
-        disc = self.discriminator or build_discriminator(self.config, init=False)
+        if self.discriminator is not None:
+            disc = self.discriminator
+        else:  # the file has none: its geometry only, on the meta device (allocates nothing)
+            with torch.device("meta"):
+                disc = build_discriminator(self.config, init=False)
         geo = geometry(disc)
         cfg = self.config
         training = self.checkpoint.training

@@ -62,6 +62,11 @@ def _sniff(path: Path) -> None:
         raise ModelFileError(f"{str(path)!r} is not a file.", _FIX_FILE)
     with open(path, "rb") as fh:
         head = fh.read(16)
+    if path.suffix.lower() == ".safetensors":  # torch.load would hand such a name to safetensors
+        what = _describe_foreign(head)
+        what = ("it is a safetensors file (napari-pix2pix model files need no import: open them directly)"
+                if what == "its header is not safetensors" else f"it is named .safetensors but {what[3:]}")
+        raise ModelFileError(f"{path.name} cannot be imported: {what}.", _FIX_FILE)
     if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
         return  # zip-format torch file (torch >= 1.6) or a legacy pickle-format one
     if len(head) < 8:
@@ -111,10 +116,32 @@ def read_reference_state(path: str | os.PathLike) -> dict:
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not torch.is_tensor(v)]
     if bad:
         raise ModelFileError(f"{path.name} holds entries that are not named tensors: {_show(bad)}.", _FIX_FILE)
+    _check_expansion(obj, path)
     state = dict(obj)
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def _check_expansion(state: dict, path: Path) -> None:
+    """Refuse tensors that would grow far beyond what the file stores when copied: stride-0
+    (expanded) or overlapping views of one small storage. Each tensor is materialised later
+    (``contiguous().clone()``), so the total is capped at the stored bytes plus
+    :data:`~napari_pix2pix.limits.MAX_EXPANSION_BYTES`."""
+    from .limits import MAX_EXPANSION_BYTES
+
+    stored: dict = {}
+    needed = 0
+    for value in state.values():
+        needed += value.numel() * value.element_size()
+        storage = value.untyped_storage()
+        stored[storage.data_ptr()] = max(stored.get(storage.data_ptr(), 0), storage.nbytes())
+    have = sum(stored.values())
+    if needed > have + MAX_EXPANSION_BYTES:
+        raise ModelFileError(
+            f"{path.name} stores {have / 2**20:.1f} MiB of tensors that would expand to {needed / 2**20:,.0f} MiB "
+            "when copied (stride-0 or overlapping views); a saved state_dict never does that.",
+            "import a plain state_dict saved with torch.save(net.state_dict(), ...) from a source you trust.")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -243,9 +270,12 @@ def infer_discriminator(state: dict) -> dict:
 # --------------------------------------------------------------------------- key mapping
 def generator_key_map(config: ModelConfig) -> dict:
     """Our generator's state_dict key -> the reference's key, for ``config``."""
+    import torch
+
     from .models import build_generator
 
-    net = build_generator(config, init=False)
+    with torch.device("meta"):  # keys only: allocates nothing
+        net = build_generator(config, init=False)
     depth = unet_depth(config.generator)
     mapping = {}
     for key in net.state_dict():
@@ -268,9 +298,12 @@ def generator_key_map(config: ModelConfig) -> dict:
 
 def discriminator_key_map(config: ModelConfig) -> dict:
     """Our discriminator's state_dict key -> the reference's key (patch: ``model.N``, pixel: ``net.N``)."""
+    import torch
+
     from .models import build_discriminator
 
-    net = build_discriminator(config, init=False)
+    with torch.device("meta"):  # keys only: allocates nothing
+        net = build_discriminator(config, init=False)
     prefix = "model." if config.discriminator == "patch" else "net."
     return {key: prefix + key[len("net."):] for key in net.state_dict()}
 
@@ -290,8 +323,9 @@ def _convert(state: dict, mapping: dict, config: ModelConfig, what: str, name: s
 
     from .models import build_discriminator, build_generator
 
-    net = (build_generator if what == "generator" else build_discriminator)(config, init=False)
-    own = net.state_dict()
+    build = build_generator if what == "generator" else build_discriminator
+    with torch.device("meta"):  # shapes and dtypes only: nothing is allocated before the checks pass
+        own = build(config, init=False).state_dict()
     expected = {ref: ours for ours, ref in mapping.items()}
     missing = [ref for ref in mapping.values() if ref not in state]
     unexpected = [k for k in state if k not in expected]
@@ -311,13 +345,17 @@ def _convert(state: dict, mapping: dict, config: ModelConfig, what: str, name: s
         elif t.dtype != own[ours].dtype:
             t = t.to(own[ours].dtype)
         out[ours] = t.contiguous().clone()
-    net.load_state_dict(out)  # cannot fail after the checks above; proves the file will load
+    build(config, init=False).load_state_dict(out)  # cannot fail after the checks above; proves it loads
     return out
 
 
 def _model_config(**kwargs) -> ModelConfig:
+    from .limits import check_architecture
+
     try:
-        return ModelConfig(**kwargs)
+        config = ModelConfig(**kwargs)
+        check_architecture(config)
+        return config
     except ConfigError as exc:
         raise ModelFileError(f"the architecture cannot be built: {exc.problem}", exc.fix) from None
 

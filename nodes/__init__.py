@@ -12,6 +12,10 @@ ensure_engine()
 
 from . import _runtime  # noqa: E402
 from .pix2pix_nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+from . import export_node  # noqa: E402
+
+NODE_CLASS_MAPPINGS = {**NODE_CLASS_MAPPINGS, **export_node.NODE_CLASS_MAPPINGS}
+NODE_DISPLAY_NAME_MAPPINGS = {**NODE_DISPLAY_NAME_MAPPINGS, **export_node.NODE_DISPLAY_NAME_MAPPINGS}
 
 _runtime.register_model_folder()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_pix2pix import layout
 from napari_pix2pix.errors import InputError
 
 IMAGE_FIX = ("connect an IMAGE output such as Load Image's (a [batch, height, width, channels] "
@@ -96,10 +97,10 @@ def to_gray(arr: np.ndarray) -> np.ndarray:
     import kornia
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(0, 3, 1, 2)
+    t = layout.comfy_to_model(torch.from_numpy(np.ascontiguousarray(arr[..., :3])))
     with torch.no_grad():
         g = kornia.color.rgb_to_grayscale(t)
-    return g.permute(0, 2, 3, 1).contiguous().numpy()
+    return layout.contiguous(layout.model_to_comfy(g)).numpy()
 
 
 def to_channels(arr: np.ndarray, channels: int, name: str, what: str) -> np.ndarray:

@@ -19,9 +19,10 @@ import importlib
 import logging
 import os
 import sys
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 
-from napari_pix2pix.errors import ConfigError, DatasetError, ModelFileError
+from napari_pix2pix.errors import ConfigError, DatasetError, InputError, ModelFileError
+from napari_pix2pix.paths import safe_join
 
 log = logging.getLogger("napari_pix2pix.nodes")
 
@@ -135,14 +136,40 @@ def torch_device(choice: str = "auto"):
 
 
 def engine_device_name(device) -> str:
-    """The engine's device choice (TrainConfig.device) for a torch device: cuda, mps or cpu."""
-    from napari_pix2pix.config import DEVICE_CHOICES
+    """The engine's device setting (TrainConfig.device) for a torch device, index kept (``cuda:1``)
+    when the schema accepts it; otherwise its kind (cuda, mps or cpu)."""
+    from napari_pix2pix.config import TrainConfig
+    from napari_pix2pix.schema import accepts, get_option
 
-    kind = getattr(device, "type", str(device)).split(":")[0]
-    if kind not in DEVICE_CHOICES:
+    opt = get_option(TrainConfig, "device")
+    name = str(device)
+    if accepts(opt, name):
+        return name
+    kind = getattr(device, "type", name).split(":")[0]
+    if not accepts(opt, kind):
         log.warning("pix2pix: device %s is not supported for training; using the CPU.", device)
         return "cpu"
     return kind
+
+
+# ---------------------------------------------------------------------------- node text
+def show_text(node_id, text: str) -> bool:
+    """Show ``text`` on node ``node_id`` while it runs (ComfyUI's ``send_progress_text``, in
+    recent servers); False where that is not available (the text still goes to the log)."""
+    if not text:
+        return False
+    server = _module("server") if node_id is not None and _module("comfy") is not None else None
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    send = getattr(instance, "send_progress_text", None)
+    if send is None:
+        log.info("pix2pix: %s", text)
+        return False
+    try:
+        send(text, node_id)
+    except Exception:  # noqa: BLE001 - a display hook must never stop training
+        log.info("pix2pix: %s", text)
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------- model folder
@@ -204,25 +231,22 @@ def list_models() -> list[str]:
     return sorted({n.replace("\\", "/") for n in names if Path(n).suffix.lower() in MODEL_EXTENSIONS})
 
 
-def check_relative_name(name: str, what: str = "model name") -> PurePosixPath:
-    """A relative name with no way out of its folder: no absolute path, drive, ``..`` or NUL."""
+def _name_fix(what: str) -> str:
+    return (f"give the {what} relative to the pix2pix model folder, e.g. 'my_model' or "
+            "'experiment1/my_model', without '..' or a leading '/'.")
+
+
+def _join(root: Path, name: str, what: str = "model name") -> Path:
+    """``root / name`` through :func:`paths.safe_join` (no absolute path, drive, ``..``, NUL, or a
+    symbolic link that leads out of ``root``), with the nodes' words on failure."""
     text = str(name or "").strip()
-    fix = (f"give the {what} relative to the pix2pix model folder, e.g. 'my_model' or "
-           "'experiment1/my_model', without '..' or a leading '/'.")
-    if not text:
-        raise ConfigError(f"the {what} is empty.", fix)
-    if "\x00" in text:
-        raise ConfigError(f"the {what} {text!r} contains a NUL character.", fix)
-    win = PureWindowsPath(text)
-    if PurePosixPath(text).is_absolute() or win.is_absolute() or win.drive or text.startswith(("\\", "/", "~")):
-        raise ConfigError(f"the {what} {text!r} is an absolute path; models are kept inside the pix2pix "
-                          "model folder.", fix)
-    parts = [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise ConfigError(f"the {what} {text!r} leaves the pix2pix model folder ('..').", fix)
-    if not parts:
-        raise ConfigError(f"the {what} {text!r} names no file.", fix)
-    return PurePosixPath(*parts)
+    if text.startswith("~"):
+        raise ConfigError(f"the {what} {text!r} starts with '~'; models are kept inside the pix2pix "
+                          "model folder.", _name_fix(what))
+    try:
+        return safe_join(root, text)
+    except InputError as exc:
+        raise ConfigError(f"the {what} is not usable: {exc.problem}", _name_fix(what)) from None
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -233,44 +257,47 @@ def _inside(path: Path, root: Path) -> bool:
 
 def model_path(name: str) -> Path:
     """The existing model file ``name`` in the model folder(s); ModelFileError when missing."""
-    rel = check_relative_name(name)
     dirs = model_dirs()
+    rel = PurePosixPath(str(name or "").strip().replace("\\", "/"))
+    found, refused = None, None
+    for root in dirs:
+        try:
+            candidate = _join(root, str(name or ""))
+        except ConfigError as exc:
+            refused = refused or exc
+            continue
+        if candidate.is_file():
+            found = candidate
+            break
+    if refused is not None and found is None:
+        raise refused
     fp = folder_paths()
-    found = None
-    if fp is not None and hasattr(fp, "get_full_path"):
+    if found is None and fp is not None and hasattr(fp, "get_full_path"):
         full = fp.get_full_path(FOLDER, rel.as_posix())
-        if full:
+        if full:  # a folder from extra_model_paths.yaml that get_folder_paths did not list
             found = Path(full)
-    if found is None:
-        for root in dirs:
-            candidate = root / rel
-            if candidate.is_file():
-                found = candidate
-                break
+            if not any(_inside(found.resolve(), root.resolve()) for root in dirs):
+                raise ModelFileError(f"model file {rel.as_posix()!r} resolves outside the pix2pix model "
+                                     "folder.", "choose a file from the list.")
     if found is None or not found.is_file():
         where = ", ".join(str(d) for d in dirs)
         raise ModelFileError(f"model file {rel.as_posix()!r} was not found in the pix2pix model folder ({where}).",
                              "put the .safetensors file there (or save one with 'Save Pix2Pix Model') and "
                              "refresh the node list.")
-    if not any(_inside(found, root) for root in dirs):
-        raise ModelFileError(f"model file {rel.as_posix()!r} resolves outside the pix2pix model folder.",
-                             "choose a file from the list.")
     return found
 
 
 def save_path(name: str, if_exists: str = "increment") -> Path:
     """Where to write model ``name`` (``.safetensors`` added) inside the first model folder."""
-    rel = check_relative_name(name)
+    root = model_dirs()[0]
+    rel = PurePosixPath(_join(root, name).relative_to(root.resolve()).as_posix())
     suffix = PurePosixPath(rel.name).suffix.lower()
     if suffix and suffix not in MODEL_EXTENSIONS and suffix in {".pt", ".pth", ".ckpt", ".bin", ".pkl"}:
         raise ConfigError(f"model name {rel.as_posix()!r} has extension {suffix}; models are written as "
                           ".safetensors.", "leave the extension out or use .safetensors.")
     if suffix != ".safetensors":
         rel = rel.with_name(rel.name + ".safetensors")
-    root = model_dirs()[0]
-    target = root / rel
-    if not _inside(target, root):
-        raise ConfigError(f"model name {name!r} leaves the pix2pix model folder.", "use a plain relative name.")
+    target = _join(root, rel.as_posix())
     if target.exists():
         if if_exists == "error":
             raise ConfigError(f"model file {target} already exists.",

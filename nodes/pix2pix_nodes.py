@@ -1,6 +1,8 @@
-"""The Pix2Pix nodes. Choices and defaults come from :mod:`napari_pix2pix.config`; all work is
-done by the engine; errors are the engine's :class:`~napari_pix2pix.errors.Pix2PixError`
-subclasses, which ComfyUI shows as the node's error (the server keeps running)."""
+"""The Pix2Pix nodes. Every option input is generated from the engine's one schema
+(:mod:`napari_pix2pix.config` fields, read through :mod:`._schema`); all work is done by the
+engine; errors are the engine's :class:`~napari_pix2pix.errors.Pix2PixError` subclasses,
+rendered in the nodes' words (:mod:`._messages`), which ComfyUI shows as the node's error (the
+server keeps running)."""
 
 from __future__ import annotations
 
@@ -8,58 +10,43 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
-import tempfile
+import time
 
 import numpy as np
 
-from napari_pix2pix.config import (
-    AugmentConfig,
-    DataConfig,
-    DEVICE_CHOICES,
-    DISCRIMINATOR_CHOICES,
-    GAN_MODE_CHOICES,
-    GENERATOR_CHOICES,
-    ModelConfig,
-    NORM_CHOICES,
-    NORM_MODE_CHOICES,
-    NormConfig,
-    PRECISION_CHOICES,
-    TEST_MODE_CHOICES,
-    TileConfig,
-    TrainConfig,
-)
-from napari_pix2pix.errors import Cancelled, DatasetError, InputError, Pix2PixError
+from napari_pix2pix.config import AugmentConfig, DataConfig, ModelConfig, NormConfig, TileConfig, TrainConfig
+from napari_pix2pix.errors import Cancelled, DatasetError, InputError, Pix2PixError, TrainingError
 
 from . import _convert as cv
 from . import _runtime as rt
+from . import _schema as sc
+from ._messages import node_errors
 
 log = logging.getLogger("napari_pix2pix.nodes")
 
 CATEGORY = "Pix2Pix"
 MODEL = "PIX2PIX_MODEL"
 DATASET = "PIX2PIX_DATASET"
+# options that exist only in the nodes (no engine setting behind them)
 IF_EXISTS_CHOICES = ("increment", "overwrite", "error")
 GRAY_CHOICES = ("auto", "rgb", "gray")
-MAX_INT = 2**31 - 1
-
-_M, _T, _TILE, _AUG, _NORM = ModelConfig(), TrainConfig(), TileConfig(), AugmentConfig(), NormConfig()
+PRESET_NONE, PRESET_AUTO = "none", "auto"
+# node inputs that keep their older names (saved workflows use them): schema field -> input
+TRANSLATE_RENAME = {"batch_size": "tile_batch"}
+AUTO_DEVICE_TIP = " auto: ComfyUI's device (outside ComfyUI: cuda, then mps, then cpu)."
 
 
 def _combo(choices, default, tooltip: str):
     return (list(choices), {"default": default, "tooltip": tooltip})
 
 
-def _int(default, lo, hi, tooltip: str):
-    return ("INT", {"default": int(default), "min": lo, "max": hi, "tooltip": tooltip})
-
-
-def _float(default, lo, hi, step, tooltip: str):
-    return ("FLOAT", {"default": float(default), "min": lo, "max": hi, "step": step, "tooltip": tooltip})
-
-
-def _device_input(tooltip: str = "auto: ComfyUI's device (cuda, mps or cpu outside ComfyUI)."):
-    return _combo(DEVICE_CHOICES, "auto", tooltip)
+def _with_tip(spec: dict, name: str, extra: str) -> dict:
+    """Append ``extra`` to the tooltip of input ``name`` (wherever it sits in ``spec``)."""
+    for section in spec.values():
+        if name in section:
+            kind, opts = section[name]
+            section[name] = (kind, {**opts, "tooltip": opts.get("tooltip", "") + extra})
+    return spec
 
 
 @contextlib.contextmanager
@@ -110,6 +97,7 @@ class Pix2PixLoadModel:
         except Pix2PixError:
             return float("nan")
 
+    @node_errors("Pix2PixLoadModel")
     def load(self, model_name):
         from napari_pix2pix.model import Pix2PixModel
 
@@ -137,6 +125,7 @@ class Pix2PixSaveModel:
                                 "increment: add _00001, _00002 ...; overwrite; or error."),
         }}
 
+    @node_errors("Pix2PixSaveModel")
     def save(self, model, name, if_exists="increment"):
         _image_model(model)
         if if_exists not in IF_EXISTS_CHOICES:
@@ -191,6 +180,7 @@ class Pix2PixPairImages:
             },
         }
 
+    @node_errors("Pix2PixPairImages")
     def pair(self, images_a, channels_a="auto", channels_b="auto", images_b=None, mask_b=None):
         from napari_pix2pix.data.sources import from_arrays
 
@@ -223,6 +213,8 @@ class Pix2PixPairFolders:
     DESCRIPTION = ("Pair two folders of images by file name (tif/png/jpg/npy). Inside ComfyUI the folders "
                    "are relative to (and must stay inside) ComfyUI's input folder. Mismatches fail with "
                    "a list naming each file.")
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((NormConfig, {"mode": "normalization_a"}), (NormConfig, {"mode": "normalization_b"}))
     CATEGORY = CATEGORY
     RETURN_TYPES = (DATASET, "STRING")
     RETURN_NAMES = ("dataset", "report")
@@ -230,186 +222,358 @@ class Pix2PixPairFolders:
 
     @classmethod
     def INPUT_TYPES(cls):
-        norm_tip = ("How data values map to [-1, 1]: percentile (1..99.8 %), fixed, none (dtype range, e.g. "
-                    "0..255), labels.")
-        return {"required": {
-            "folder_a": ("STRING", {"default": "pix2pix/A", "tooltip": "Input images (A)."}),
-            "folder_b": ("STRING", {"default": "pix2pix/B", "tooltip": "Target images (B), same names."}),
-            "normalization_a": _combo(NORM_MODE_CHOICES, _NORM.mode, norm_tip),
-            "normalization_b": _combo(NORM_MODE_CHOICES, _NORM.mode, norm_tip),
-        }}
+        return sc.merge(
+            {"required": {
+                "folder_a": ("STRING", {"default": "pix2pix/A", "tooltip": "Input images (A)."}),
+                "folder_b": ("STRING", {"default": "pix2pix/B", "tooltip": "Target images (B), same names."}),
+            }},
+            sc.inputs(NormConfig, ["mode"], rename={"mode": "normalization_a"}, section="required"),
+            sc.inputs(NormConfig, ["mode"], rename={"mode": "normalization_b"}, section="required"))
 
-    def pair(self, folder_a, folder_b, normalization_a=_NORM.mode, normalization_b=_NORM.mode):
+    @node_errors("Pix2PixPairFolders", {"mode": "normalization_a / normalization_b"})
+    def pair(self, folder_a, folder_b, normalization_a=None, normalization_b=None):
         from napari_pix2pix.data.sources import from_folders
 
         dir_a, dir_b = rt.data_folder(folder_a, "A"), rt.data_folder(folder_b, "B")
-        config = DataConfig(norm_a=NormConfig(mode=normalization_a), norm_b=NormConfig(mode=normalization_b))
+        config = DataConfig(norm_a=NormConfig(**sc.values(NormConfig, {"mode": normalization_a}, ["mode"])),
+                            norm_b=NormConfig(**sc.values(NormConfig, {"mode": normalization_b}, ["mode"])))
         dataset = from_folders(dir_a, dir_b, config)
         return (dataset, _describe(dataset))
 
 
 # ================================================================================ train
 def _refreshed_checkpoint(model):
-    """The model's checkpoint with the weights its modules hold now."""
+    """The model's checkpoint with the weights its modules hold now, every tensor a CPU copy
+    (training from it must not change the input model)."""
     ckpt = model.checkpoint
     gen = {k: v.detach().cpu().clone() for k, v in model.generator.state_dict().items()}
     disc = ckpt.discriminator
     if model.discriminator is not None:
         disc = {k: v.detach().cpu().clone() for k, v in model.discriminator.state_dict().items()}
-    return dataclasses.replace(ckpt, generator=gen, discriminator=disc)
+    return _cpu_copy(dataclasses.replace(ckpt, generator=gen, discriminator=disc))
 
 
-def _cpu_copy(value):
-    """Tensors (in dicts, lists, dataclasses) copied to the CPU: a trainer's checkpoint holds live
-    references to its device tensors."""
+def _cpu_copy(value, copy: bool = True):
+    """Tensors (in dicts, lists, dataclasses) on the CPU: copies, or (``copy=False``) moved only
+    where they are on another device (a finished trainer's CPU tensors need no second copy)."""
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
+        return value.detach().to("cpu", copy=copy)
     if isinstance(value, dict):
-        return {k: _cpu_copy(v) for k, v in value.items()}
+        return {k: _cpu_copy(v, copy) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_cpu_copy(v) for v in value)
+        return type(value)(_cpu_copy(v, copy) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type) and hasattr(value, "generator"):
-        return dataclasses.replace(value, **{f.name: _cpu_copy(getattr(value, f.name))
+        return dataclasses.replace(value, **{f.name: _cpu_copy(getattr(value, f.name), copy)
                                              for f in dataclasses.fields(value)
                                              if f.name in ("generator", "discriminator", "optimizer_g",
                                                            "optimizer_d", "rng", "history")})
     return value
 
 
+def _presets():
+    """The engine's presets module, or None before it exists."""
+    try:
+        from napari_pix2pix import presets
+    except ImportError:
+        return None
+    return presets if hasattr(presets, "PRESETS") else None
+
+
+def preset_choices() -> list[str]:
+    presets = _presets()
+    if presets is None:
+        return [PRESET_NONE]
+    return [PRESET_AUTO, PRESET_NONE, *presets.PRESETS]
+
+
+def _preset_tooltip() -> str:
+    presets = _presets()
+    text = "Named settings that override the inputs below. none: use the inputs as they are."
+    if presets is None:
+        return text
+    text += " auto: the preset for the training device."
+    for name, preset in presets.PRESETS.items():
+        text += f" {name}: {getattr(preset, 'help', '')}".rstrip() + ("" if str(getattr(preset, "help", "")).endswith(".") else ".")
+    return text
+
+
+def resolve_preset(name: str, device) -> tuple[str | None, dict]:
+    """(preset name or None, its overrides) for the preset input ``name`` on ``device``."""
+    presets = _presets()
+    if not name or name == PRESET_NONE or presets is None:
+        if name not in (None, "", PRESET_NONE):
+            raise InputError(f"preset {name!r} is not available in this version.", "choose preset none.")
+        return None, {}
+    if name == PRESET_AUTO:
+        chosen = presets.default_preset(str(device))
+        name = chosen if isinstance(chosen, str) else next(
+            (k for k, v in presets.PRESETS.items() if v is chosen), getattr(chosen, "name", None))
+    if name not in presets.PRESETS:
+        raise InputError(f"preset {name!r} is unknown.", f"choose one of: {', '.join(preset_choices())}.")
+    return name, dict(getattr(presets.PRESETS[name], "overrides", {}) or {})
+
+
+def _apply_preset(name: str, overrides: dict, kw: dict, *, auto: bool, device) -> str:
+    """Put the preset's values into the node's settings ``kw`` (groups model/train/augment/data)
+    where an input still holds the schema default: an input the user changed wins, as a flag
+    given on the CLI does. Returns the report line."""
+    set_, kept = [], []
+    homes = (("model", ModelConfig), ("train", TrainConfig), ("augment", AugmentConfig))
+    for key, value in overrides.items():
+        for group, cls in homes:
+            if key in kw[group] or key in {f.name for f in dataclasses.fields(cls)}:
+                break
+        else:
+            continue
+        if key not in kw[group]:  # a setting the nodes do not show (beta1, unet_skips)
+            kw[group][key] = value
+        elif kw[group][key] == sc.default(cls, key):
+            if value != kw[group][key]:
+                set_.append(f"{key} {value}")
+            kw[group][key] = value
+        elif kw[group][key] != value:
+            kept.append(f"{key} {kw[group][key]}")
+    line = f"preset {name}" + (f" (auto for {device.type})" if auto else "")
+    line += f": {', '.join(set_)}" if set_ else ": no change"
+    if kept:
+        line += f"; kept your {', '.join(kept)}"
+    return line + "."
+
+
+def _duration(seconds: float) -> str:
+    presets = _presets()
+    if presets is not None and hasattr(presets, "format_duration"):
+        return presets.format_duration(seconds)
+    return f"{max(0.0, float(seconds)):.0f} s"
+
+
+def _crop_warning(dataset, crop: int) -> str | None:
+    """A line for the report when ``crop`` is larger than a training image (it is then padded)."""
+    shapes = [tuple(p.shape) for p in getattr(dataset, "pairs", [])]
+    if not shapes:
+        return None
+    small = min(shapes, key=lambda hw: min(hw))
+    side = min(small)
+    if crop <= side:
+        return None
+    return (f"warning: crop {crop} is larger than the smallest training image ({small[1]}x{small[0]} px), "
+            f"so its patches are padded; set crop to at most {side} (a multiple of the generator's size "
+            "multiple) to train on image content only.")
+
+
+def _save_model(ckpt, path, save_optimizer: bool):
+    """Write checkpoint ``ckpt`` to ``path``: weights, configs, step and history; the optimizer
+    state only with ``save_optimizer`` (it triples the file and the time to write it)."""
+    try:  # the engine's guarded writer (refuses non-finite weights), where it has one
+        from napari_pix2pix.training.saving import save_finite as save_checkpoint
+    except ImportError:
+        from napari_pix2pix.checkpoint import save_checkpoint
+
+    if not save_optimizer:
+        ckpt = dataclasses.replace(ckpt, optimizer_g=None, optimizer_d=None)
+    return save_checkpoint(path, ckpt)
+
+
+class _LastInterrupted:
+    """``Pix2PixTrain.last_interrupted``: the model of the last cancelled run, built from its
+    checkpoint when first read (building the networks would add to the time a cancel takes)."""
+
+    def __get__(self, obj, owner):
+        ckpt = owner.__dict__.get("_interrupted_checkpoint")
+        if ckpt is None:
+            return None
+        if owner.__dict__.get("_interrupted_model") is None:
+            from napari_pix2pix.model import Pix2PixModel
+
+            owner._interrupted_model = Pix2PixModel.from_checkpoint(ckpt, device="cpu")
+        return owner._interrupted_model
+
+
+MODEL_FIELDS = None  # every ModelConfig option of the nodes face
+TRAIN_FIELDS = None  # every TrainConfig option of the nodes face
+AUGMENT_FIELDS = None  # every AugmentConfig option of the nodes face
+DATA_FIELDS = ("validation_fraction",)  # the other DataConfig options belong to pairing
+
+
 class Pix2PixTrain:
     DESCRIPTION = ("Train Pix2Pix on a paired dataset, or continue training a model (its weights, optimizer "
-                   "state and step; the total grows by 'steps'). Cancel stops within one step and keeps the "
-                   "model trained so far in the autosave file.")
+                   "state and step; the total grows by 'steps'). A preset sets the inputs it names (shown in "
+                   "the report with the estimated duration). Cancel stops within one step and keeps the model "
+                   "trained so far in the autosave file, whose path the node shows.")
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((ModelConfig, {}), (TrainConfig, {}), (AugmentConfig, {}), (DataConfig, {}))
     CATEGORY = CATEGORY
-    RETURN_TYPES = (MODEL, "IMAGE")
-    RETURN_NAMES = ("model", "loss_curve")
+    RETURN_TYPES = (MODEL, "IMAGE", "STRING")
+    RETURN_NAMES = ("model", "loss_curve", "report")
     FUNCTION = "train"
 
     #: the model of the last cancelled run in this process (also written to the autosave file)
-    last_interrupted = None
+    last_interrupted = _LastInterrupted()
+    _interrupted_checkpoint = _interrupted_model = None
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "dataset": (DATASET,),
-                "steps": _int(_T.steps, 1, 10_000_000, "Training steps to run (added to a continued model's)."),
-                "generator": _combo(GENERATOR_CHOICES, _M.generator, "U-Net (unet_N: N = 2**levels) or ResNet."),
-                "ngf": _int(_M.ngf, 1, 1024, "Generator filters in the first layer."),
-                "ndf": _int(_M.ndf, 1, 1024, "Discriminator filters in the first layer."),
-                "norm": _combo(NORM_CHOICES, _M.norm, "Normalisation layers."),
-                "dropout": ("BOOLEAN", {"default": _M.dropout, "tooltip": "Dropout in the generator (the paper's noise)."}),
-                "discriminator": _combo(DISCRIMINATOR_CHOICES, _M.discriminator, "patch (PatchGAN), pixel or image."),
-                "discriminator_layers": _int(_M.discriminator_layers, 1, 5, "PatchGAN layers: 1=16, 2=34, 3=70, 4=142, 5=286 px."),
-                "crop": _int(_T.crop, 8, 4096, "Training patch size (a multiple of the generator's size multiple)."),
-                "batch_size": _int(_T.batch_size, 1, 1024, "Patches per step."),
-                "lr": _float(_T.lr, 1e-7, 1.0, 1e-5, "Adam learning rate."),
-                "lambda_l1": _float(_T.lambda_l1, 0.0, 10000.0, 1.0, "Weight of the L1 term."),
-                "gan_mode": _combo(GAN_MODE_CHOICES, _T.gan_mode, "Adversarial loss."),
-                "seed": _int(_T.seed, 0, MAX_INT, "Random seed."),
-                "device": _device_input(),
-                "precision": _combo(PRECISION_CHOICES, _T.precision, "fp32, bf16 or fp16 (CUDA) autocast."),
-            },
-            "optional": {
+        choices = preset_choices()
+        spec = sc.merge(
+            {"required": {"dataset": (DATASET,),
+                          "preset": _combo(choices, choices[0], _preset_tooltip())}},
+            sc.inputs(ModelConfig, MODEL_FIELDS),
+            sc.inputs(TrainConfig, TRAIN_FIELDS),
+            sc.inputs(AugmentConfig, AUGMENT_FIELDS),
+            sc.inputs(DataConfig, DATA_FIELDS),
+            {"optional": {
                 "model": (MODEL, {"tooltip": "Continue training this model; its architecture is used."}),
-                "jitter": ("BOOLEAN", {"default": _AUG.jitter, "tooltip": "Random resize and crop (286/256)."}),
-                "flip": ("BOOLEAN", {"default": _AUG.flip, "tooltip": "Random mirroring."}),
-                "decay_steps": _int(-1, -1, 10_000_000, "Steps of linear learning-rate decay at the end; -1: half (the paper's)."),
-                "validation_fraction": _float(0.0, 0.0, 0.9, 0.05, "Held-out fraction of pairs (or bottom rows of one pair)."),
                 "autosave": ("STRING", {"default": "autosave", "tooltip": "Model name (in models/pix2pix) "
-                                        "written at the end, on cancel and on a failure; empty: only on cancel, as "
-                                        "interrupted."}),
-            },
-        }
+                                        "written at the end, every 'checkpoint_every' steps, on cancel and on a "
+                                        "failure; empty: only on cancel, as 'interrupted'."}),
+                "save_optimizer": ("BOOLEAN", {"default": False, "tooltip": "Also write the optimizer state to "
+                                               "the autosave file (about 3x larger and slower to write; only "
+                                               "needed to continue training from the file exactly). The "
+                                               "model output always keeps it."}),
+            }},
+            {"hidden": {"unique_id": "UNIQUE_ID"}},
+        )
+        spec = _with_tip(spec, "steps", " Steps run by this node (added to a continued model's).")
+        return _with_tip(spec, "device", AUTO_DEVICE_TIP)
 
-    def train(self, dataset, steps, generator, ngf, ndf, norm, dropout, discriminator, discriminator_layers,
-              crop, batch_size, lr, lambda_l1, gan_mode, seed, device, precision, model=None, jitter=_AUG.jitter,
-              flip=_AUG.flip, decay_steps=-1, validation_fraction=0.0, autosave="autosave"):
+    @node_errors("Pix2PixTrain")
+    def train(self, dataset, preset=PRESET_NONE, model=None, autosave="autosave", save_optimizer=False,
+              unique_id=None, **settings):
         import torch
+
+        from napari_pix2pix.rng import preserved_rng
 
         if dataset is None or not hasattr(dataset, "pairs"):
             raise DatasetError(f"the dataset input is a {type(dataset).__name__}, not a paired dataset.",
                                "connect the output of Pair Images or Pair Folders.")
         if model is not None:
             _image_model(model)
+        kw = {"model": sc.values(ModelConfig, settings, MODEL_FIELDS),
+              "train": sc.values(TrainConfig, settings, TRAIN_FIELDS),
+              "augment": sc.values(AugmentConfig, settings, AUGMENT_FIELDS),
+              "data": sc.values(DataConfig, settings, DATA_FIELDS)}
+        device = rt.torch_device(kw["train"]["device"])
+        notes = []
+        name, overrides = resolve_preset(preset, device)
+        if name is not None:
+            notes.append(_apply_preset(name, overrides, kw, auto=preset == PRESET_AUTO, device=device))
+        kw["train"]["device"] = rt.engine_device_name(device)
         autosave_path = rt.save_path(autosave, "overwrite") if str(autosave or "").strip() else None
-        # ComfyUI runs nodes under torch.inference_mode(); training needs autograd.
-        with torch.inference_mode(False), torch.enable_grad():
-            return self._train(dataset, model, autosave_path, steps=steps, decay_steps=decay_steps,
-                               validation_fraction=validation_fraction, seed=seed, device=device,
-                               model_kw=dict(generator=generator, ngf=ngf, ndf=ndf, norm=norm, dropout=bool(dropout),
-                                             discriminator=discriminator,
-                                             discriminator_layers=discriminator_layers),
-                               train_kw=dict(crop=crop, batch_size=batch_size, lr=float(lr),
-                                             lambda_l1=float(lambda_l1), gan_mode=gan_mode, precision=precision,
-                                             augment=AugmentConfig(jitter=bool(jitter), flip=bool(flip))))
+        # ComfyUI runs nodes under torch.inference_mode(); training needs autograd. The caller's
+        # random state (other nodes of the graph) is put back afterwards.
+        with preserved_rng(), torch.inference_mode(False), torch.enable_grad():
+            return self._train(dataset, model, autosave_path, bool(save_optimizer), kw, notes, unique_id)
 
-    def _train(self, dataset, model, autosave_path, *, steps, decay_steps, validation_fraction, seed, device,
-               model_kw, train_kw):
-        from napari_pix2pix.checkpoint import save_checkpoint
+    def _train(self, dataset, model, autosave_path, save_optimizer, kw, notes, node_id):
         from napari_pix2pix.model import Pix2PixModel
-        from napari_pix2pix.training import FinishedEvent, StepEvent, Trainer
+        from napari_pix2pix.training import FinishedEvent, StepEvent, Trainer, ValidationEvent
 
-        train_set, val_set = dataset.split(float(validation_fraction), seed=int(seed)) \
-            if validation_fraction else (dataset, None)
+        tk = kw["train"]
+        steps, seed = int(tk.pop("steps")), int(tk["seed"])
+        fraction = float(kw["data"]["validation_fraction"])
+        train_set, val_set = dataset.split(fraction, seed=seed) if fraction else (dataset, None)
         start = int(model.step) if model is not None else 0
-        total = start + int(steps)
-        config = TrainConfig(steps=total, decay_steps=None if decay_steps < 0 else min(int(decay_steps), total),
-                             seed=int(seed), device=rt.engine_device_name(rt.torch_device(device)),
-                             preview_every=0, log_every=max(1, int(steps) // 500),
-                             validate_every=max(1, int(steps) // 10) if val_set is not None else 0, **train_kw)
-        with tempfile.TemporaryDirectory(prefix="pix2pix-continue-") as tmp:
-            resume = None
-            if model is not None:
-                resume = save_checkpoint(os.path.join(tmp, "continue.safetensors"), _refreshed_checkpoint(model))
-            arch = ModelConfig(in_channels=dataset.in_channels, out_channels=dataset.out_channels, **model_kw)
-            trainer = Trainer(arch, config, train_set, val_dataset=val_set, out=autosave_path, resume=resume)
-        bar = rt.progress_bar(int(steps))
+        total = start + steps
+        decay = tk.pop("decay_steps")
+        every_save = int(tk.pop("checkpoint_every") or 0)
+        validate = int(tk.pop("validate_every") or 0)
+        if val_set is not None and validate == 0:
+            validate = total  # "0: at the end only"
+        config = TrainConfig(steps=total, decay_steps=None if decay is None else min(int(decay), total),
+                             preview_every=0, log_every=max(1, steps // 500), validate_every=validate,
+                             checkpoint_every=0, augment=AugmentConfig(**kw["augment"]), **tk)
+        warning = _crop_warning(train_set, config.crop)
+        if warning:
+            notes.append(warning)
+            rt.show_text(node_id, warning)
+        arch = ModelConfig(in_channels=dataset.in_channels, out_channels=dataset.out_channels, **kw["model"])
+        resume = _refreshed_checkpoint(model) if model is not None else None  # in memory, no file
+        trainer = Trainer(arch, config, train_set, val_dataset=val_set, out=None, resume=resume)
+        bar = rt.progress_bar(steps)
         interrupt: BaseException | None = None
-        finished = None
+        finished, failure, estimate = None, None, None
+        times: list[float] = []
+        began = time.perf_counter()
+
+        def checkpoint(final: bool = False):
+            # the model the user gets (the best validated one where the engine selects it)
+            take = getattr(trainer, "model_checkpoint", None) if final else None
+            ckpt = _cpu_copy((take or trainer.checkpoint)(), copy=False)
+            ckpt.history = list(trainer.history)
+            return ckpt
+
         try:
             for event in trainer.events():
                 if isinstance(event, StepEvent) and interrupt is None:
+                    times.append(float(event.seconds))
+                    if estimate is None and (len(times) == min(4, steps) or time.perf_counter() - began > 30):
+                        timed = times[1:] or times  # the first step pays for warm-up
+                        estimate = sum(timed) / len(timed) * (steps - len(times)) + (time.perf_counter() - began)
+                        line = (f"estimated duration: about {_duration(estimate)} for {steps} steps "
+                                f"(timed on the first {len(times)}).")
+                        notes.append(line)
+                        rt.show_text(node_id, line)
+                        log.info("pix2pix: %s", line)
+                    if every_save and autosave_path is not None and event.step % every_save == 0 \
+                            and event.step < total:
+                        _save_model(checkpoint(), autosave_path, save_optimizer)
                     try:
                         bar.update(1)  # inside ComfyUI this raises its interrupt exception on Cancel
                         rt.throw_if_interrupted()
                     except rt.interrupt_types() as exc:
                         interrupt = exc
-                        trainer.stop()  # the stream ends after this step and saves `out`
+                        trainer.stop()  # the stream ends after this step
+                elif isinstance(event, ValidationEvent):
+                    shown = ", ".join(f"{k} {v:.4g}" for k, v in event.metrics.items() if isinstance(v, (int, float)))
+                    notes.append(f"validation at step {event.step}: {shown}")
                 elif isinstance(event, FinishedEvent):
                     finished = event
         except KeyboardInterrupt as exc:  # Ctrl-C outside ComfyUI while a step ran
             interrupt = exc
             trainer.stop()
-        history = list(finished.history if finished is not None else trainer.history)
-        result = Pix2PixModel.from_checkpoint(_cpu_copy(trainer.checkpoint()), device="cpu")
-        result.checkpoint.history = history
+        except TrainingError as exc:
+            failure = exc
+        ckpt = checkpoint(final=interrupt is None and failure is None)
+        if finished is not None:
+            ckpt.history = list(finished.history)
         step = trainer.step
         del trainer
         rt.soft_empty_cache()
-        if interrupt is not None:
-            kept = autosave_path
-            if kept is None or finished is None:
-                kept = rt.save_path("interrupted", "overwrite") if kept is None else kept
-                result.save(kept)
-            Pix2PixTrain.last_interrupted = result
+        if failure is not None:
+            if autosave_path is not None:
+                kept = _save_model(ckpt, autosave_path, save_optimizer)
+                failure.fix = f"{(failure.fix or '').rstrip()} The last good model was saved to {kept}."
+            raise failure
+        if interrupt is not None:  # save first: the in-memory model is only a convenience
+            kept = _save_model(ckpt, autosave_path or rt.save_path("interrupted", "overwrite"), save_optimizer)
+            Pix2PixTrain._interrupted_checkpoint, Pix2PixTrain._interrupted_model = ckpt, None
             message = (f"training was cancelled at step {step}; the model trained so far was saved to {kept} "
                        "(load it with Load Pix2Pix Model to continue).")
             log.warning("pix2pix: %s", message)
+            rt.show_text(node_id, "\n".join(notes + [message]))
             comfy_exc = rt.interrupt_exception(message)
             if comfy_exc is not None:
                 raise comfy_exc
             raise Cancelled(message, "load the saved model and connect it to Train Pix2Pix to continue.")
-        curve = cv.loss_curve(history)[None]
-        return (result, cv.to_tensor(curve))
+        lines = [f"trained {steps} step(s) in {_duration(time.perf_counter() - began)} (model step {step})."]
+        result = Pix2PixModel.from_checkpoint(ckpt, device="cpu")
+        if autosave_path is not None:
+            kept = _save_model(ckpt, autosave_path, save_optimizer)
+            lines.append(f"saved to {kept}" + (" (with the optimizer state)." if save_optimizer else "."))
+        report = "\n".join(notes + lines)
+        rt.show_text(node_id, report)  # on the node itself (ui text shows where the frontend draws it)
+        curve = cv.loss_curve(ckpt.history)[None]
+        return {"ui": {"text": [report]}, "result": (result, cv.to_tensor(curve), report)}
 
 
 # ============================================================================ translate
 class Pix2PixTranslate:
     DESCRIPTION = ("Translate an IMAGE batch of any size with a Pix2Pix model, in overlapping tiles. A 1-channel "
                    "model gets the image's luminance; a 1-channel result comes out as gray RGB (and as MASK).")
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((TileConfig, TRANSLATE_RENAME),)
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("image", "mask")
@@ -417,32 +581,21 @@ class Pix2PixTranslate:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": (MODEL,),
-                "image": ("IMAGE",),
-                "tile": _int(_TILE.tile, 0, 16384, "Tile size in pixels; 0: the whole image at once."),
-                "overlap": _int(_TILE.overlap, 0, 8192, "Pixels shared by neighbouring tiles (blended)."),
-                "mode": _combo(TEST_MODE_CHOICES, _TILE.mode, "eval: deterministic; train: the paper's "
-                               "test-time dropout and batch statistics."),
-            },
-            "optional": {
-                "tile_batch": _int(_TILE.batch_size, 1, 256, "Tiles per forward pass."),
-                "device": _device_input(),
-                "precision": _combo(PRECISION_CHOICES, _TILE.precision, "Autocast precision."),
-                "seed": _int(-1, -1, MAX_INT, "Seed for mode train; -1: unseeded."),
-            },
-        }
+        spec = sc.merge({"required": {"model": (MODEL,), "image": ("IMAGE",)}},
+                        sc.inputs(TileConfig, rename=TRANSLATE_RENAME))
+        return _with_tip(spec, "device", AUTO_DEVICE_TIP)
 
-    def translate(self, model, image, tile=_TILE.tile, overlap=_TILE.overlap, mode=_TILE.mode,
-                  tile_batch=_TILE.batch_size, device="auto", precision=_TILE.precision, seed=-1):
+    @node_errors("Pix2PixTranslate", TRANSLATE_RENAME)
+    def translate(self, model, image, **settings):
         from napari_pix2pix.inference import translate
+        from napari_pix2pix.predict import clamp_tiling
 
         _image_model(model)
         x = _model_side(cv.image_to_numpy(image, "image"), model, "a", "the image", "the model")
-        config = TileConfig(tile=int(tile), overlap=min(int(overlap), max(int(tile) // 2 - 1, 0)), mode=mode,
-                            batch_size=int(tile_batch), precision=precision,
-                            seed=None if seed is None or int(seed) < 0 else int(seed))
+        values = sc.values(TileConfig, settings, rename=TRANSLATE_RENAME)
+        device = values.pop("device")
+        values["tile"], values["overlap"] = clamp_tiling(values["tile"], values["overlap"])  # the one rule
+        config = TileConfig(**values)
         bar = rt.progress_bar(1)
 
         def progress(done, total):
@@ -465,6 +618,8 @@ class Pix2PixTranslate:
 class Pix2PixDiscriminatorMap:
     DESCRIPTION = ("The PatchGAN's verdict on (input, candidate) as a heatmap aligned to the input: bright = "
                    "judged real. Candidate: a target or a generated image; empty = the model's own translation.")
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((TileConfig, {}),)
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("heatmap", "realness")
@@ -472,24 +627,27 @@ class Pix2PixDiscriminatorMap:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
+        spec = sc.merge(
+            {"required": {
                 "model": (MODEL,),
                 "image": ("IMAGE", {"tooltip": "The input (A) image(s)."}),
-                "colormap": _combo(cv.COLORMAPS, "viridis", "Colours for realness 0 (fake) .. 1 (real)."),
-                "overlay": _float(0.0, 0.0, 1.0, 0.05, "Blend the input image under the heatmap (0: heatmap only)."),
-            },
-            "optional": {
-                "candidate": ("IMAGE", {"tooltip": "Target or generated image(s) to judge, same size as the input."}),
-                "mode": _combo(TEST_MODE_CHOICES, _TILE.mode, "Generator mode when no candidate is given."),
-                "device": _device_input(),
-            },
-        }
+                "colormap": _combo(cv.COLORMAPS, cv.COLORMAPS[0], "Colours for realness 0 (fake) .. 1 (real)."),
+                "overlay": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
+                                      "tooltip": "Blend the input image under the heatmap (0: heatmap only)."}),
+            }},
+            {"optional": {"candidate": ("IMAGE", {"tooltip": "Target or generated image(s) to judge, same size "
+                                                  "as the input."})}},
+            sc.inputs(TileConfig, ["mode", "device"], section="optional"))
+        spec = _with_tip(spec, "mode", " Used when no candidate is given.")
+        return _with_tip(spec, "device", AUTO_DEVICE_TIP)
 
-    def judge(self, model, image, colormap="viridis", overlay=0.0, candidate=None, mode=_TILE.mode, device="auto"):
+    @node_errors("Pix2PixDiscriminatorMap")
+    def judge(self, model, image, colormap=cv.COLORMAPS[0], overlay=0.0, candidate=None, **settings):
         from napari_pix2pix.discriminator_map import discriminator_maps
 
         _image_model(model)
+        values = sc.values(TileConfig, settings, ["mode", "device"])
+        mode, device = values["mode"], values["device"]
         if colormap not in cv.COLORMAPS:
             raise InputError(f"colormap={colormap!r} is not one of {', '.join(cv.COLORMAPS)}.", "choose one of them.")
         src = cv.image_to_numpy(image, "image")
@@ -535,6 +693,7 @@ class Pix2PixModelInfo:
     def INPUT_TYPES(cls):
         return {"required": {"model": (MODEL,)}}
 
+    @node_errors("Pix2PixModelInfo")
     def info(self, model):
         _image_model(model)
         text = json.dumps(model.info(), indent=1, default=str)

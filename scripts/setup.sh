@@ -21,7 +21,7 @@ fi
 stamp="$VENV/.napari-pix2pix-installed"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
   echo "setup: installing napari-pix2pix and its extras (napari, dask, test)"
-  "$PY" -m pip install -q -e "$ROOT[napari,dask,test]"
+  "$PY" -m pip install -q -e "$ROOT[napari,dask,test,onnx,bioimageio]"
   touch "$stamp"
 fi
 export PY

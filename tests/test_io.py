@@ -79,9 +79,11 @@ def test_png16_decoder_handles_all_filters(tmp_path):
             pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, ul))
         raw += bytes([f]) + ((cur - pred) % 256).astype(np.uint8).tobytes()
         prev = cur
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
     ihdr = struct.pack(">IIBBBBB", 7, 6, 16, 2, 0, 0, 0)
-    data = nio._PNG_SIGNATURE + nio._png_chunk(b"IHDR", ihdr) + nio._png_chunk(b"IDAT", zlib.compress(raw)) \
-        + nio._png_chunk(b"IEND", b"")
+    data = nio._PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
     (tmp_path / "f.png").write_bytes(data)
     assert np.array_equal(read_image(tmp_path / "f.png"), arr)
 

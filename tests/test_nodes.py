@@ -35,7 +35,7 @@ BUILTINS = {  # the ComfyUI core nodes the example workflows use: (inputs, RETUR
 }
 TINY = dict(steps=10, generator="unet_32", ngf=8, ndf=8, norm="batch", dropout=True, discriminator="patch",
             discriminator_layers=2, crop=32, batch_size=1, lr=2e-4, lambda_l1=100.0, gan_mode="vanilla",
-            seed=0, device="cpu", precision="fp32")
+            seed=0, device="cpu", precision="fp32", preset="none")
 
 
 # ------------------------------------------------------------------------------- loading
@@ -85,7 +85,7 @@ def rt(pack):
 @pytest.fixture(autouse=True)
 def no_comfy(monkeypatch, tmp_path_factory):
     """Default: plain Python (no ComfyUI modules), models in a temporary folder."""
-    for name in ("comfy", "comfy.utils", "comfy.model_management", "folder_paths"):
+    for name in ("comfy", "comfy.utils", "comfy.model_management", "folder_paths", "server"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.setenv("NAPARI_PIX2PIX_MODEL_DIR", str(tmp_path_factory.mktemp("plain-models")))
 
@@ -168,8 +168,12 @@ def comfy(monkeypatch, tmp_path):
 
     fp.get_folder_paths, fp.get_filename_list, fp.get_full_path = get_folder_paths, get_filename_list, get_full_path
     fp.get_input_directory = lambda: str(tmp_path / "input")
+    server = types.ModuleType("server")  # PromptServer.instance.send_progress_text(text, node_id)
+    state.texts = []
+    server.PromptServer = types.SimpleNamespace(instance=types.SimpleNamespace(
+        send_progress_text=lambda text, node_id, sid=None: state.texts.append((node_id, text))))
     for name, module in (("comfy", comfy_pkg), ("comfy.utils", utils), ("comfy.model_management", mm),
-                         ("folder_paths", fp)):
+                         ("folder_paths", fp), ("server", server)):
         monkeypatch.setitem(sys.modules, name, module)
     state.folder_paths, state.tmp = fp, tmp_path
     return state
@@ -253,8 +257,9 @@ def trained(N, tmp_path_factory):
         with torch.inference_mode():
             a, b = a.clone(), b.clone()  # inference tensors, like ComfyUI's
             dataset, report = call(N["Pix2PixPairImages"], images_a=a, images_b=b)
-            model, curve = call(N["Pix2PixTrain"], dataset=dataset, **TINY)
-    return types.SimpleNamespace(a=a, b=b, dataset=dataset, report=report, model=model, curve=curve)
+            model, curve, train_report = call(N["Pix2PixTrain"], dataset=dataset, **TINY)
+    return types.SimpleNamespace(a=a, b=b, dataset=dataset, report=report, model=model, curve=curve,
+                                 train_report=train_report)
 
 
 # ===================================================================== loading like ComfyUI
@@ -285,11 +290,15 @@ def test_node_classes_follow_the_comfyui_api(N):
         assert isinstance(cls.RETURN_TYPES, tuple) and isinstance(cls.CATEGORY, str), key
         assert len(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)) == len(cls.RETURN_TYPES), key
         params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
-        names = [p for p in params if p != "self"]
+        names = [p for p, v in params.items() if p != "self" and v.kind is not inspect.Parameter.VAR_KEYWORD]
+        takes_any = any(v.kind is inspect.Parameter.VAR_KEYWORD for v in params.values())
         required, optional = spec["required"], spec.get("optional", {})
-        assert set(names) == set(required) | set(optional), key
-        for name in optional:
-            assert params[name].default is not inspect.Parameter.empty, (key, name)
+        inputs = set(required) | set(optional) | set(spec.get("hidden", {}))
+        assert set(names) <= inputs and (takes_any or set(names) == inputs), key
+        for name in set(optional) | set(spec.get("hidden", {})):
+            assert name not in params or params[name].default is not inspect.Parameter.empty, (key, name)
+        for name in set(required) - set(names):  # generated inputs arrive as keywords
+            assert takes_any, (key, name)
         for name, entry in {**required, **optional}.items():
             kind = entry[0]
             if isinstance(kind, list):  # combo: the default is one of the choices
@@ -303,7 +312,8 @@ def test_node_classes_follow_the_comfyui_api(N):
 def test_choices_and_defaults_come_from_the_engine_config(N):
     from napari_pix2pix import config as C
 
-    train = N["Pix2PixTrain"].INPUT_TYPES()["required"]
+    spec = N["Pix2PixTrain"].INPUT_TYPES()
+    train = {**spec["required"], **spec["optional"]}
     assert train["generator"][0] == list(C.GENERATOR_CHOICES)
     assert train["generator"][1]["default"] == C.ModelConfig().generator
     assert train["gan_mode"][0] == list(C.GAN_MODE_CHOICES)
@@ -313,7 +323,7 @@ def test_choices_and_defaults_come_from_the_engine_config(N):
     tr = N["Pix2PixTranslate"].INPUT_TYPES()
     assert tr["required"]["mode"][0] == list(C.TEST_MODE_CHOICES)
     assert tr["required"]["tile"][1]["default"] == C.TileConfig().tile
-    assert tr["optional"]["device"][0] == list(C.DEVICE_CHOICES)
+    assert tr["required"]["device"][0][:len(C.DEVICE_CHOICES)] == list(C.DEVICE_CHOICES)
     folders = N["Pix2PixPairFolders"].INPUT_TYPES()["required"]
     assert folders["normalization_a"][0] == list(C.NORM_MODE_CHOICES)
 
@@ -448,7 +458,7 @@ def test_chain_pair_train_translate_discriminator_map(N, trained, comfy):
     checked against RETURN_TYPES; the ComfyUI hooks report progress."""
     check_outputs(N["Pix2PixPairImages"], (trained.dataset, trained.report))
     assert trained.dataset.in_channels == 3 and trained.dataset.out_channels == 1  # RGB -> gray (auto)
-    check_outputs(N["Pix2PixTrain"], (trained.model, trained.curve), batch=1)
+    check_outputs(N["Pix2PixTrain"], (trained.model, trained.curve, trained.train_report), batch=1)
     assert trained.model.step == 10
     with torch.inference_mode():
         out = call(N["Pix2PixTranslate"], model=trained.model, image=trained.a, tile=32, overlap=8)
@@ -464,9 +474,10 @@ def test_continue_training_grows_steps_keeps_state_and_reports_progress(N, train
     """A model on the Train node's model input continues (weights, optimizers, step, history);
     the ComfyUI progress bar advances once per step; the input model is left as it was."""
     with torch.inference_mode():
-        model, curve = call(N["Pix2PixTrain"], dataset=trained.dataset, model=trained.model, validation_fraction=0.5,
+        model, curve, report = call(N["Pix2PixTrain"], dataset=trained.dataset, model=trained.model, validation_fraction=0.5,
                             **dict(TINY, steps=2))
-    check_outputs(N["Pix2PixTrain"], (model, curve), batch=1)
+    check_outputs(N["Pix2PixTrain"], (model, curve, report), batch=1)
+    assert "validation at step 12" in report
     assert model.checkpoint.metrics.get("step") == 12  # the held-out pair was evaluated
     bar = comfy.bars[0]
     assert bar.total == 2 and bar.current == 2
@@ -717,11 +728,55 @@ def test_cancel_during_training_stops_within_a_step_and_keeps_the_model(N, train
     comfy.interrupt_after = 2  # the user presses Cancel while step 2 runs
     train = N["Pix2PixTrain"]
     with torch.inference_mode(), pytest.raises(FakeInterrupt):
-        call(train, dataset=trained.dataset, autosave="runs/last", **dict(TINY, steps=50))
+        call(train, dataset=trained.dataset, autosave="runs/last", unique_id="7", **dict(TINY, steps=50))
     kept = Path(comfy.folder_paths.models_dir) / "pix2pix" / "runs" / "last.safetensors"
     saved = Pix2PixModel.load(kept)
-    assert saved.step == 2 and saved.checkpoint.optimizer_g  # resumable with Train's model input
+    assert saved.step == 2 and not saved.checkpoint.optimizer_g  # weights and config only by default
     assert train.last_interrupted is not None and train.last_interrupted.step == 2
+    assert train.last_interrupted.checkpoint.optimizer_g  # the in-memory model keeps it
+    assert any(node == "7" and str(kept) in text for node, text in comfy.texts)  # shown on the node
+    comfy.interrupt_after, comfy.updates = 1, 0
+    with torch.inference_mode(), pytest.raises(FakeInterrupt):
+        call(train, dataset=trained.dataset, autosave="runs/full", save_optimizer=True, **dict(TINY, steps=50))
+    full = Pix2PixModel.load(kept.with_name("full.safetensors"))
+    assert full.step == 1 and full.checkpoint.optimizer_g and full.checkpoint.optimizer_d
+
+
+def test_train_report_names_the_saved_file_and_warns_about_a_large_crop(N, trained, comfy):
+    old = os.umask(0o022)
+    try:
+        out = getattr(N["Pix2PixTrain"](), "train")(**{**defaults(N["Pix2PixTrain"]), "dataset": trained.dataset,
+                                                       **dict(TINY, steps=2, crop=64), "autosave": "r/x",
+                                                       "unique_id": "3"})
+    finally:
+        os.umask(old)
+    report = out["result"][2]
+    assert out["ui"]["text"] == [report]
+    path = Path(comfy.folder_paths.models_dir) / "pix2pix" / "r" / "x.safetensors"
+    assert str(path) in report and "crop 64 is larger than the smallest training image (48x40 px)" in report
+    assert "estimated duration" in report
+    assert (path.stat().st_mode & 0o777) == 0o644  # the umask, not owner-only
+    assert ("3", report) in comfy.texts  # also drawn on the node
+
+
+def test_training_leaves_the_global_random_state_as_it_was(N, trained):
+    import random
+
+    torch.manual_seed(123)
+    np.random.seed(5)
+    random.seed(9)
+    expected = (torch.rand(3), np.random.rand(2), random.random())
+    torch.manual_seed(123)
+    np.random.seed(5)
+    random.seed(9)
+    call(N["Pix2PixTrain"], dataset=trained.dataset, autosave="", **dict(TINY, steps=1, seed=77))
+    got = (torch.rand(3), np.random.rand(2), random.random())
+    assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]) and got[2] == expected[2]
+
+
+def test_auto_device_keeps_a_cuda_index(rt):
+    assert rt.engine_device_name(torch.device("cuda", 1)) == "cuda:1"
+    assert rt.engine_device_name(torch.device("cpu")) == "cpu"
 
 
 def test_cancel_during_translation_raises_comfyuis_interrupt(N, trained, comfy):
@@ -788,3 +843,15 @@ def test_example_workflows_cover_translate_and_training():
     kinds = {p.name: {n["class_type"] for n in json.loads(p.read_text()).values()} for p in EXAMPLES.glob("*.json")}
     assert any({"LoadImage", "Pix2PixLoadModel", "Pix2PixTranslate", "SaveImage"} <= k for k in kinds.values())
     assert any({"Pix2PixPairImages", "Pix2PixTrain", "Pix2PixSaveModel"} <= k for k in kinds.values())
+
+
+def test_preset_fills_the_inputs_left_at_their_defaults(N, trained):
+    from napari_pix2pix.presets import PRESETS
+
+    spec = N["Pix2PixTrain"].INPUT_TYPES()["required"]["preset"]
+    assert spec[0][:2] == ["auto", "none"] and set(PRESETS) <= set(spec[0]) and spec[1]["default"] == "auto"
+    model, _, report = call(N["Pix2PixTrain"], dataset=trained.dataset, autosave="",
+                            **dict(TINY, steps=1, preset="quick-cpu"))
+    assert model.checkpoint.training.batch_size == PRESETS["quick-cpu"].overrides["batch_size"]
+    assert model.config.generator == "unet_32"  # changed by the user: kept
+    assert "preset quick-cpu: batch_size" in report and "kept your generator unet_32" in report

@@ -61,15 +61,27 @@ def test_channels_last_matches_fp32(split):
 
 
 def _weights(trainer):
-    return [t.detach().clone() for t in (*trainer.generator.parameters(), *trainer.discriminator.parameters())]
+    return [t.detach().clone() for t in (*trainer.generator.parameters(), *trainer.discriminator.parameters(),
+                                         *trainer.generator.buffers(), *trainer.discriminator.buffers())]
+
+
+@pytest.fixture
+def deferred(monkeypatch):
+    """The CUDA guard (no per-step host read; skips on the device via the grad scaler), forced on the CPU."""
+    from napari_pix2pix.training import setup
+
+    monkeypatch.setattr(setup, "deferred_guard", lambda device, config: True)
 
 
 def test_deferred_readout_gives_the_same_weights(split, monkeypatch):
     image_set, _ = split
     synced = Trainer(tiny_model(), tiny_train(steps=5, log_every=4), image_set)
     synced.run()
-    monkeypatch.setattr(Trainer, "syncs_every_step", property(lambda self: False))  # as on CUDA
+    from napari_pix2pix.training import setup
+
+    monkeypatch.setattr(setup, "deferred_guard", lambda device, config: True)
     deferred = Trainer(tiny_model(), tiny_train(steps=5, log_every=4), image_set)
+    assert deferred.stepper.deferred and deferred.scaler.is_enabled()
     assert [deferred._readout_at(s) for s in range(1, 6)] == [True, False, False, True, True]
     finished = deferred.run()
     assert finished.step == 5
@@ -78,17 +90,20 @@ def test_deferred_readout_gives_the_same_weights(split, monkeypatch):
     assert all(np.isfinite(v) for r in deferred.history for v in r.values())
 
 
-def test_deferred_nonfinite_loss_skips_update_and_raises(split, monkeypatch):
+def test_deferred_nonfinite_loss_changes_nothing_and_raises(split, deferred, monkeypatch):
     image_set, _ = split
-    monkeypatch.setattr(Trainer, "syncs_every_step", property(lambda self: False))
     trainer = Trainer(tiny_model(), tiny_train(steps=10, log_every=4), image_set)
     trainer.train_step(readout=True)
-    good = _weights(trainer)
+    good, rng = _weights(trainer), trainer.state.rng_state()
     real_batch = trainer._batch
     monkeypatch.setattr(trainer, "_batch", lambda: tuple(t * float("nan") for t in real_batch()))
-    losses = trainer.train_step(readout=False)  # no sync: last readout's losses come back
+    losses = trainer.train_step(readout=False)  # no host read: last readout's losses come back
     assert all(np.isfinite(v) for v in losses.values())
-    assert all(torch.equal(x, y) for x, y in zip(good, _weights(trainer)))  # fused Adam skipped it
+    assert all(torch.equal(x, y) for x, y in zip(good, _weights(trainer)))  # weights and BN buffers untouched
     monkeypatch.setattr(trainer, "_batch", real_batch)
-    with pytest.raises(TrainingError, match="NaN or infinite"):
+    trainer.train_step(readout=False)  # a good batch after the bad one changes nothing either (sticky)
+    assert all(torch.equal(x, y) for x, y in zip(good, _weights(trainer)))
+    with pytest.raises(TrainingError, match="step 2"):
         trainer.train_step(readout=True)
+    assert trainer.step == 1  # rolled back to the last good step, random state included
+    assert all(torch.equal(rng[k], v) for k, v in trainer.state.rng_state().items())

@@ -182,3 +182,154 @@ def test_last_step_is_always_validated(nuclei, tmp_path):
     Trainer(tiny_model(), tiny_train(steps=3, validate_every=3, checkpoint_dir=str(tmp_path)),
             train, val_dataset=val).run()
     assert len((tmp_path / "metrics.csv").read_text().strip().splitlines()) == 2  # a new run starts a new table
+
+
+# ------------------------------------------------------------------ the lean step, the guard
+def _plain_step(G, D, opt_g, opt_d, a, b):
+    """The straightforward pix2pix step (the paper's order), for comparison with the lean one."""
+    import torch.nn.functional as F
+
+    fake = G(a)
+    fl, rl = D(torch.cat([a, fake.detach()], 1)), D(torch.cat([a, b], 1))
+    loss_d = 0.5 * (F.binary_cross_entropy_with_logits(fl, torch.zeros_like(fl))
+                    + F.binary_cross_entropy_with_logits(rl, torch.ones_like(rl)))
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+    D.requires_grad_(False)
+    fl = D(torch.cat([a, fake], 1))
+    loss_g = F.binary_cross_entropy_with_logits(fl, torch.ones_like(fl)) + 100 * F.l1_loss(fake, b)
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    D.requires_grad_(True)
+
+
+def test_lean_step_gives_the_weights_of_a_straightforward_step(nuclei, one_torch_thread):
+    import copy
+
+    trainer = Trainer(tiny_model(), tiny_train(steps=4, decay_steps=0, log_every=2), nuclei)
+    G, D = copy.deepcopy(trainer.generator), copy.deepcopy(trainer.discriminator)
+    # the same Adam kernel as ours (for-loop Adam turns rounding in near-zero gradients into
+    # differences of up to a learning rate per step); what is compared is the step around it
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
+    make_batch = trainer._batch
+    for _ in range(4):
+        a, b = make_batch()
+        rng = torch.get_rng_state()  # dropout draws the same numbers in both steps
+        trainer._batch = lambda: (a, b)
+        trainer.train_step(readout=False)
+        torch.set_rng_state(rng)
+        _plain_step(G, D, opt_g, opt_d, a, b)
+    for mine, plain in ((trainer.generator, G), (trainer.discriminator, D)):
+        for (k, x), y in zip(mine.state_dict().items(), plain.state_dict().values()):
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_a_nonfinite_step_changes_nothing_in_memory_or_on_disk(tmp_path):
+    from napari_pix2pix.errors import TrainingError
+
+    rng = np.random.default_rng(1)
+    a = rng.random((48, 48)).astype(np.float32)
+    trainer = Trainer(tiny_model(), tiny_train(steps=6, checkpoint_every=2, checkpoint_dir=str(tmp_path / "ck")),
+                      from_arrays(a, 1 - a), out=tmp_path / "m.safetensors")
+    last = tmp_path / "ck" / "last.safetensors"
+    real = trainer.sampler.sample
+    events = trainer.events()
+    for event in events:
+        if isinstance(event, SavedEvent) and event.step == 2:
+            break
+    on_disk = last.read_bytes()
+    state = {k: v.clone() for net in (trainer.generator, trainer.discriminator) for k, v in net.state_dict().items()}
+    moments = [v.clone() for st in trainer.opt_d.state.values() for v in st.values()]
+
+    def poisoned(generator):
+        x, y = real(generator)
+        return x * float("nan"), y
+
+    trainer.sampler.sample = poisoned
+    with pytest.raises(TrainingError, match="discriminator loss.*step 3") as err:
+        next(events)
+    assert "Fix:" in str(err.value)
+    assert trainer.step == 2
+    now = {k: v for net in (trainer.generator, trainer.discriminator) for k, v in net.state_dict().items()}
+    assert all(torch.equal(state[k], now[k]) for k in state)  # weights and batch-norm buffers
+    assert all(torch.equal(x, y) for x, y in zip(moments, [v for st in trainer.opt_d.state.values()
+                                                            for v in st.values()]))
+    assert last.read_bytes() == on_disk  # the stop re-saved the same last good state, byte for byte
+    assert load_checkpoint(tmp_path / "m.safetensors").step == 2
+
+
+def test_a_bad_generator_loss_undoes_the_discriminator_update(nuclei, monkeypatch):
+    """G's loss is computed through the updated D: a bad G loss must put D back as well."""
+    from napari_pix2pix.errors import TrainingError
+    from napari_pix2pix.training import step as step_module
+
+    trainer = Trainer(tiny_model(), tiny_train(steps=4), nuclei)
+    trainer.train_step()
+    before = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
+    real = step_module.generator_loss
+
+    def bad_loss(*args, **kw):
+        loss, g_gan, g_l1 = real(*args, **kw)
+        return loss * float("inf"), g_gan, g_l1
+
+    monkeypatch.setattr(step_module, "generator_loss", bad_loss)
+    with pytest.raises(TrainingError, match="generator loss"):
+        trainer.train_step()
+    assert all(torch.equal(before[k], v) for k, v in trainer.discriminator.state_dict().items())
+
+
+def test_saving_refuses_nonfinite_tensors(nuclei, tmp_path):
+    from napari_pix2pix.errors import TrainingError
+
+    trainer = Trainer(tiny_model(), tiny_train(steps=1), nuclei)
+    with torch.no_grad():
+        next(trainer.discriminator.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(TrainingError, match="discriminator/"):
+        trainer.save(tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_time_limit_stops_validates_and_saves(nuclei, tmp_path):
+    train, val = nuclei.split(0.25)
+    trainer = Trainer(tiny_model(), tiny_train(steps=1000, time_limit=1e-6, validate_every=500), train,
+                      val_dataset=val, out=tmp_path / "m.safetensors")
+    events = list(trainer.events())
+    finished = events[-1]
+    assert isinstance(finished, FinishedEvent) and finished.reason == "time_limit" and finished.step == 1
+    assert [e.step for e in events if isinstance(e, ValidationEvent)] == [1]
+    assert load_checkpoint(tmp_path / "m.safetensors").step == 1
+
+
+def test_ema_is_validated_and_saved_as_the_model_and_resume_is_exact(nuclei, tmp_path):
+    cfg = tiny_train(steps=4, ema=True, ema_decay=0.5)
+    full = Trainer(tiny_model(dropout=False), cfg, nuclei, out=tmp_path / "full.safetensors")
+    full.run()
+    ckpt = load_checkpoint(tmp_path / "full.safetensors")
+    ema = full.state.ema.module.state_dict()
+    assert all(torch.equal(ckpt.generator[k], v) for k, v in ema.items())  # the model is the average
+    raw = full.generator.state_dict()
+    assert all(torch.equal(ckpt.generator_raw[k], v) for k, v in raw.items())
+    assert not torch.equal(ckpt.generator["up.0.0.weight"], ckpt.generator_raw["up.0.0.weight"])
+
+    half = Trainer(tiny_model(dropout=False), cfg, nuclei, out=tmp_path / "half.safetensors")
+    for event in half.events():
+        if isinstance(event, StepEvent) and event.step == 2:
+            half.stop()
+    resumed = Trainer(tiny_model(dropout=False), cfg, nuclei, resume=tmp_path / "half.safetensors")
+    resumed.run()
+    for k, v in ema.items():
+        assert torch.equal(resumed.state.ema.module.state_dict()[k], v), k
+
+
+def test_select_best_saves_the_best_validated_model(nuclei, tmp_path):
+    train, val = nuclei.split(0.25)
+    trainer = Trainer(tiny_model(), tiny_train(steps=4, validate_every=1, select_best=True, best_metric="L1"),
+                      train, val_dataset=val, out=tmp_path / "m.safetensors")
+    values = {e.step: e.metrics["L1"] for e in trainer.events() if isinstance(e, ValidationEvent)}
+    best_step = min(values, key=values.get)
+    assert load_checkpoint(tmp_path / "m.safetensors").step == best_step
+    rows = (tmp_path / "m.metrics.csv").read_text().splitlines()
+    assert "PSNR_data_units_dB" in rows[0].split(",") and "PSNR" in rows[0].split(",")

@@ -352,7 +352,8 @@ class TrainWidget(DockWidget):
         if isinstance(event, StepEvent):
             if "skipped" in event.losses:
                 return
-            self.plot.add_losses(event.step, event.losses)
+            if getattr(event, "fresh", True):  # between two loss readouts the values repeat
+                self.plot.add_losses(event.step, event.losses)
             if self.progress is not None:
                 self.progress.update(max(event.step - self.progress.n, 0))
             self.progress_line.update(event.step, event.total)

@@ -111,15 +111,14 @@ def train_events(make_trainer: Callable[[], Any], control: TrainingControl):
     :class:`Started`, wait until the GUI has its preview layers (``control.ready``), then yield
     every engine event of ``trainer.events()`` and finally :class:`ModelReady` (or
     :class:`Failed`)."""
-    restore = lambda: None  # noqa: E731
     try:
         import_torch()
-        restore = _leave_a_core_for_the_gui()
         try:
             trainer = make_trainer()
         except Pix2PixError as exc:
             yield Failed(exc)
             return
+        trainer.gui = True  # the engine's thread policy leaves the Qt event loop a core
         control.trainer = trainer
         if control.stop_requested:
             trainer.stop()
@@ -136,30 +135,16 @@ def train_events(make_trainer: Callable[[], Any], control: TrainingControl):
         except Pix2PixError as exc:
             yield Failed(exc)
             return
-        yield ModelReady(_model_of(trainer), path)
+        yield ModelReady(_model_of(trainer, final=True), path)
     finally:
-        restore()
         control.done.set()
 
 
-def _model_of(trainer):
+def _model_of(trainer, final: bool = False):
     from ..model import Pix2PixModel
 
-    return Pix2PixModel.from_checkpoint(trainer.checkpoint())
-
-
-def _leave_a_core_for_the_gui():
-    """CPU training inside napari: use one intra-op thread fewer than there are cores, so the
-    Qt event loop always finds a core (torch's setting is per process; it is restored after)."""
-    import os
-
-    import torch
-
-    before = torch.get_num_threads()
-    cores = os.cpu_count() or 1
-    if cores > 1 and before >= cores:
-        torch.set_num_threads(cores - 1)
-    return lambda: torch.set_num_threads(before)
+    # final: the model the user gets (the best validated one with select_best)
+    return Pix2PixModel.from_checkpoint(trainer.model_checkpoint() if final else trainer.checkpoint())
 
 
 def start_training(make_trainer: Callable[[], Any], control: TrainingControl) -> TrainingWorker:

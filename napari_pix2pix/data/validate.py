@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError, ImageReadError, InputError
+from ..limits import MAX_IMAGE_DIMS
 
 # Problem names used in Mismatch.problem (tests and faces may match on them).
 MISSING_PARTNER = "missing partner"
@@ -231,6 +232,14 @@ def _check_pair(report: PairingReport, name: str, a: np.ndarray, b: np.ndarray,
     if ra and a.ndim < 3 or rb and b.ndim < 3:
         report.add(name, BAD_LAYOUT, f"a colour image needs [Y, X, C]; got {label_a} {list(a.shape)}, "
                                      f"{label_b} {list(b.shape)}")
+        return None
+    for side, arr, rgb in ((label_a, a, ra), (label_b, b, rb)):
+        extra = arr.ndim - (1 if rgb else 0)
+        if extra > MAX_IMAGE_DIMS:  # the rule translate applies: at most [T, Z, Y, X] besides channels
+            report.add(name, BAD_LAYOUT, f"{side} has {extra} dimensions besides channels (shape {list(arr.shape)}); "
+                                         f"at most {MAX_IMAGE_DIMS} (T, Z, Y, X) are supported")
+            ok = False
+    if not ok:
         return None
     sa, sb = spatial_shape(a, ra), spatial_shape(b, rb)
     na, nb = _n_slices(a, ra), _n_slices(b, rb)

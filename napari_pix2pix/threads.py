@@ -1,0 +1,203 @@
+"""One thread policy for CPU work (training and translation), used by every face.
+
+torch's intra-op threads spin while they wait for each other; when another process (or
+napari's GUI thread) holds a core, a step with more threads than free cores can run many times
+slower than with one. So the policy counts the cores this process may really use — CPU
+affinity (``os.sched_getaffinity``) and the cgroup CPU quota (``cpu.max`` or
+``cpu.cfs_quota_us``), never ``os.cpu_count()`` — subtracts the ones other runnable processes
+are using right now and one for a GUI thread, and then gives small models one thread (their
+per-step work is too small to split) and larger ones every free core.
+
+>>> choose_threads(3).intra
+3
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# work per step (GFLOP, forward + backward of G and D) below which one thread is the fastest
+SMALL_WORK_GFLOP = 4.0
+# and the least work worth one more thread
+GFLOP_PER_THREAD = 4.0
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    intra: int
+    reason: str  # e.g. "auto: small model, 2 cores, GUI" or "set"
+
+    def line(self, steps_per_s: float | None = None) -> str:
+        """``threads 1 (auto: small model, 2 cores, GUI) · 6.8 steps/s``."""
+        speed = f" · {steps_per_s:.1f} steps/s" if steps_per_s is not None else ""
+        return f"threads {self.intra} ({self.reason}){speed}"
+
+
+def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup", proc_cgroup: str | os.PathLike = "/proc/self/cgroup"
+                     ) -> float | None:
+    """The CPU quota of this process's cgroup in cores (e.g. 1.5), or None when unlimited or unknown.
+    Reads cgroup v2 ``cpu.max`` up the hierarchy, else v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``."""
+    root = Path(root)
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        lines = []
+    limits = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        controllers, rel = parts[1], parts[2].lstrip("/")
+        if controllers == "":  # v2 unified hierarchy: every level up to the root may limit
+            folder = root / rel
+            while True:
+                limits.append(_read_v2(folder / "cpu.max"))
+                if folder == root or root not in folder.parents:
+                    break
+                folder = folder.parent
+        elif "cpu" in controllers.split(","):
+            for name in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
+                base = root / name
+                if base.is_dir():
+                    limits.append(_read_v1(base / rel))
+                    limits.append(_read_v1(base))
+                    break
+    limits = [x for x in limits if x is not None]
+    return min(limits) if limits else None
+
+
+def _read_v2(path: Path) -> float | None:
+    try:
+        quota, period = path.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _read_v1(folder: Path) -> float | None:
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 or period <= 0 else quota / period
+
+
+def usable_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by the cgroup quota (rounded up)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_limit()
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota - 0.01)))
+    return max(1, cores)
+
+
+def busy_elsewhere(path: str | os.PathLike = "/proc/stat") -> int:
+    """Runnable threads of other processes right now (``procs_running`` minus this one), 0 if unknown."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith("procs_running"):
+                return max(0, int(line.split()[1]) - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def work_per_step(model, crop: int, batch: int, generator=None, discriminator=None) -> float | None:
+    """Estimated GFLOP of one training step (forward and backward of G, three D passes).
+
+    Convolution FLOPs counted by forward hooks on one eval-mode pass of the smallest input the
+    generator takes (no state changes, no random numbers), scaled to ``crop`` and ``batch``.
+    Pass the run's networks to avoid building them; None if counting fails."""
+    import json
+
+    key = (json.dumps(model.to_dict(), sort_keys=True), int(crop), int(batch))
+    if key not in _WORK:
+        _WORK[key] = _count(model, int(crop), int(batch), generator, discriminator)
+    return _WORK[key]
+
+
+_WORK: dict = {}
+
+
+def _forward_flops(module, x):
+    """FLOPs of the convolutions in one forward pass (2 x MACs, from forward hooks)."""
+    import torch
+
+    total = [0]
+
+    def hook(layer, inputs, output):
+        weight = layer.weight
+        if isinstance(layer, torch.nn.ConvTranspose2d):  # every input pixel meets the whole kernel
+            total[0] += 2 * inputs[0].numel() * weight.shape[1] * weight.shape[2] * weight.shape[3]
+        else:
+            total[0] += 2 * output.numel() * weight.shape[1] * weight.shape[2] * weight.shape[3]
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    try:
+        out = module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0], out
+
+
+def _count(model, crop: int, batch: int, G, D) -> float | None:
+    try:
+        import torch
+
+        from .models import build_discriminator, build_generator
+
+        G = G if G is not None else build_generator(model)
+        D = D if D is not None else build_discriminator(model)
+        side = max(model.size_multiple, 32)
+        dev = next(G.parameters()).device
+        modes = G.training, D.training
+        G.eval()
+        D.eval()
+        try:
+            with torch.no_grad():
+                a = torch.zeros(1, model.in_channels, side, side, device=dev)
+                g_flops, fake = _forward_flops(G, a)
+                d_flops, _ = _forward_flops(D, torch.cat([a, fake], 1))
+        finally:
+            G.train(modes[0])
+            D.train(modes[1])
+        return 3 * batch * (crop / side) ** 2 * (g_flops + 3 * d_flops) / 1e9
+    except Exception:  # noqa: BLE001 - an estimate only; the policy then uses the core count
+        return None
+
+
+def choose_threads(setting="auto", *, work: float | None = None, cores: int | None = None,
+                   busy: int | None = None, gui: bool = False) -> ThreadChoice:
+    """Intra-op threads for ``setting`` (``'auto'`` or a number, which wins). ``work``: GFLOP per
+    step (:func:`work_per_step`); ``cores``/``busy``: as :func:`usable_cores` / :func:`busy_elsewhere`
+    (read when None); ``gui``: a GUI thread in this process needs a core."""
+    if setting not in (None, "auto"):
+        return ThreadChoice(max(1, int(setting)), "set")
+    cores = usable_cores() if cores is None else cores
+    busy = busy_elsewhere() if busy is None else busy
+    free = max(1, cores - min(busy, cores - 1) - (1 if gui and cores > 1 else 0))
+    small = work is not None and work < SMALL_WORK_GFLOP
+    threads = 1 if small else free
+    if work is not None and not small:
+        threads = max(1, min(free, int(work // GFLOP_PER_THREAD)))
+    notes = ["small model" if small else "model %.0f GFLOP/step" % work if work is not None else None,
+             f"{cores} core{'s' if cores != 1 else ''}", f"{busy} busy" if busy else None, "GUI" if gui else None]
+    return ThreadChoice(threads, "auto: " + ", ".join(n for n in notes if n))
+
+
+def apply_threads(choice: ThreadChoice):
+    """Set torch's intra-op threads; returns a function that restores the previous setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(choice.intra)
+    return lambda: torch.set_num_threads(before)

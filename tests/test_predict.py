@@ -1,0 +1,68 @@
+"""The Predictor: one tile/overlap rule, the same result as translate, no torch at import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_pix2pix.config import TileConfig
+from napari_pix2pix.errors import ConfigError
+from napari_pix2pix.predict import Predictor, clamp_tiling, resolve_backend, run_tiles
+
+from _helpers import REPO
+
+
+def test_clamp_tiling_is_the_one_rule():
+    assert clamp_tiling(0, 64) == (0, 0)  # whole image: no overlap
+    assert clamp_tiling(512, 64) == (512, 64)
+    assert clamp_tiling(64, 40) == (64, 31)  # below half the tile
+    assert clamp_tiling(2, 5) == (2, 0)
+
+
+def test_run_tiles_blends_to_the_identity():
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 70, 131)).astype(np.float32)
+    calls = []
+
+    def run(batch):
+        calls.append(batch.shape)
+        return batch * 2
+
+    y = run_tiles(run, x, tile=32, overlap=8, batch_size=5, size_multiple=4)
+    assert y.shape == x.shape and np.allclose(y, 2 * x, atol=1e-5)
+    assert all(s[-2:] == (32, 32) for s in calls)
+
+
+def test_predictor_is_what_translate_runs(tiny_model_file):
+    from napari_pix2pix.inference import translate
+    from napari_pix2pix.model import Pix2PixModel
+
+    model = Pix2PixModel.load(tiny_model_file)
+    image = np.random.default_rng(0).integers(0, 200, (70, 90)).astype(np.uint16)
+    config = TileConfig(tile=32, overlap=8)
+    a = Predictor.from_model(model, config).predict(image, output_dtype="float32")
+    b = translate(model, image, config=config, output_dtype="float32")
+    c = translate(Predictor.load(tiny_model_file, config=config), image, output_dtype="float32")
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+    with pytest.raises(ConfigError, match="samples=2"):  # the uncertainty hook: not in this version
+        Predictor.from_model(model, config).predict(image, samples=2)
+
+
+def test_backend_choice_is_explained(tmp_path):
+    assert resolve_backend("m.onnx") == "onnxruntime" and resolve_backend("m.safetensors") == "torch"
+    with pytest.raises(ConfigError, match="export it first"):
+        resolve_backend("m.safetensors", "onnxruntime")
+    with pytest.raises(ConfigError, match="use --backend onnxruntime"):
+        resolve_backend("m.onnx", "torch")
+    with pytest.raises(ConfigError, match="not one of"):
+        resolve_backend("m.onnx", "tensorrt")
+
+
+def test_package_predict_and_backends_import_without_torch():
+    code = ("import sys; import napari_pix2pix, napari_pix2pix.predict, napari_pix2pix.inference, "
+            "napari_pix2pix.backends.onnxruntime, napari_pix2pix.export, napari_pix2pix.cli, "
+            "napari_pix2pix.dask_inference; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
