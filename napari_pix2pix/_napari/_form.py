@@ -80,8 +80,9 @@ def widget_for(opt: Option, value: Any = None, label: str | None = None):
         w = FloatSpinBox(value=float(value), min=float(low) if low is not None else 0.0,
                          max=float(high) if high is not None else _FLOAT_MAX,
                          step=_float_step(value, low, high), **kw)
-        w.native.setDecimals(max(_decimals(value), _decimals(low) if low is not None else 0))
+        w.native.setDecimals(max(_decimals(v) for v in (value, low, high) if v is not None))
         w.min = float(low) if low is not None else 0.0  # set again: rounded to 2 decimals at creation
+        w.max = float(high) if high is not None else _FLOAT_MAX
         w.value = float(value)  # set again: the spin box rounded it to its default 2 decimals
         return w
     if opt.name.endswith("_dir") or opt.name.endswith("_path") or opt.name.endswith("_file"):
