@@ -349,12 +349,12 @@ def test_translate_bad_inputs(make_napari_viewer, qtbot, tmp_path, tiny_model_fi
     # RGB into a 1-channel model: not offered at all
     assert "astronaut" not in widget.input_layer.layer_names and "astronaut edges" in widget.input_layer.layer_names
     # out of memory on a huge untiled request: the engine retries, then advises to tile
-    from napari_pix2pix import inference
+    from napari_pix2pix import predict
 
     def oom(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 40 GiB")
 
-    monkeypatch.setattr(inference, "run_generator", oom)
+    monkeypatch.setattr(predict, "run_tiles", oom)  # every translation goes through the Predictor
     widget.input_layer.select("astronaut edges")
     widget.tile.value = 0
     assert widget.run()
