@@ -156,7 +156,8 @@ def explicit_flags(parser: argparse.ArgumentParser, argv) -> set[str]:
 # ------------------------------------------------------------------------------- sources
 def _add_source_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("paired source (one of: --source/--target, --ab-folder, --source with channels)")
-    g.add_argument("--source", help="A: an image file (2-D or a stack) or a folder")
+    g.add_argument("--source", help="A: an image file (2-D or a stack) or a folder; with --task colorize: an RGB "
+                   "image file or a folder of them (no --target)")
     g.add_argument("--target", help="B: an image file or a folder matched to --source by file name")
     g.add_argument("--ab-folder", help="a folder of side-by-side AB images")
     g.add_argument("--channel-axis", type=int, default=None,
@@ -234,6 +235,13 @@ def load_dataset(args, parser, say=print):
     from .data import sources
 
     config = _data_config(args, parser)
+    if config.task == "colorize":  # issue 18: L -> ab pairs from RGB images; no target
+        if args.target or args.ab_folder or not args.source:
+            _usage(parser, "--task colorize takes --source RGB_FILE_OR_FOLDER only (no --target, no --ab-folder)")
+        from .devices import resolve_device
+        from .tasks import colorize_from_paths
+
+        return colorize_from_paths(args.source, config, device=resolve_device(getattr(args, "device", None) or "cpu"))
     if args.ab_folder:
         if args.source or args.target:
             _usage(parser, "use either --ab-folder or --source/--target, not both")
@@ -259,9 +267,12 @@ def load_dataset(args, parser, say=print):
 
         from .io import read_image
 
-        a, b = (np.moveaxis(read_image(p), args.channel_axis, -1) for p in (args.source, args.target))
-        return sources.from_arrays(a, b, config, rgb_a=a.shape[-1] > 1, rgb_b=b.shape[-1] > 1,
-                                   names=Path(args.source).stem)
+        def channels_last(path):  # a 2-D side has no channel axis to move
+            arr = read_image(path)
+            return (np.moveaxis(arr, args.channel_axis, -1), True) if arr.ndim >= 3 else (arr, False)
+
+        (a, rgb_a), (b, rgb_b) = channels_last(args.source), channels_last(args.target)
+        return sources.from_arrays(a, b, config, rgb_a=rgb_a, rgb_b=rgb_b, names=Path(args.source).stem)
     return sources.from_paths(args.source, args.target, config)
 
 
@@ -466,6 +477,20 @@ def _inputs(path: Path) -> list[Path]:
     return [path]
 
 
+def _model_task(path) -> str:
+    """The task recorded in a .safetensors model file (translate for other files)."""
+    if not str(path).endswith(".safetensors"):
+        return "translate"
+    from .checkpoint import read_header
+    from .tasks import task_of
+
+    try:
+        data = json.loads(read_header(path)[1].get("data", "{}"))
+    except (ValueError, Pix2PixError):
+        return "translate"  # the ordinary load reports what is wrong with the file
+    return task_of(data if isinstance(data, dict) else {})
+
+
 def cmd_translate(args, parser) -> int:
     from .io import read_image, write_image
     from .paths import check_output, preflight
@@ -482,6 +507,20 @@ def cmd_translate(args, parser) -> int:
     for f, target in zip(files, targets):  # before any work: never replace an input, or a file unasked
         check_output(target, [f, args.model], args.overwrite, overwrite_setting="--overwrite")
     preflight(targets[0], sum(f.stat().st_size for f in files), "output")
+    # issue 18: colorize models and uncertainty/realism maps go through napari_pix2pix.uncertainty
+    maps = config.samples > 1 or args.uncertainty or args.realism
+    if args.uncertainty and config.samples < 2:
+        _usage(parser, "--uncertainty needs --samples N with N >= 2 (e.g. --samples 8)")
+    if maps or _model_task(args.model) == "colorize":
+        from .model import Pix2PixModel
+        from .uncertainty import write_maps
+
+        model = Pix2PixModel.load(args.model, device=config.device)
+        for f, target in zip(files, targets):
+            write_maps(model, read_image(f), target, config=config, samples=config.samples,
+                       uncertainty=args.uncertainty, realism=args.realism, folder=src.is_dir(),
+                       output_dtype=config.output_dtype, channel_axis=args.channel_axis, quiet=args.quiet)
+        return 0
     predictor = Predictor.load(args.model, config=config)  # backend: config.backend (auto: by the file)
     for f, target in zip(files, targets):
         image = read_image(f)
@@ -501,7 +540,7 @@ def _imported_from(value):
     return value
 
 
-INFO_ROWS = ("generator", "in_channels", "out_channels", "ngf", "norm", "dropout", "parameters", "discriminator",
+INFO_ROWS = ("task", "generator", "in_channels", "out_channels", "ngf", "norm", "dropout", "parameters", "discriminator",
              "discriminator_layers", "discriminator_parameters", "receptive_field", "steps", "trained_on",
              "metrics", "imported_from", "library_version", "sha256")
 
@@ -604,7 +643,7 @@ def cmd_evaluate(args, parser) -> int:
 # ------------------------------------------------------------------------------- parser
 def _subparser(sub, name: str, help: str, func):
     p = sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter, allow_abbrev=False)
-    p.set_defaults(func=func)
+    p.set_defaults(func=func, command_parser=p)
     return p
 
 
@@ -644,6 +683,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="channel axis of the input (default: detect; the last axis for RGB)")
     p.add_argument("--suffix", help="output file extension for folders (default: the input's)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--uncertainty", metavar="STD_FILE", help="write the per-pixel standard deviation of the "
+                   "--samples passes here (float32 tif, same shape as the output; a folder for an input folder)")
+    p.add_argument("--realism", metavar="MAP_FILE", help="write the discriminator's realism map (probability "
+                   "real, float32 [Y, X], aligned to the output; a folder for an input folder)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     add_schema_options(p, TileConfig, title="inference")
 
@@ -658,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", metavar="PATH", help="write the contact sheet (input | output | target | error) "
                    "to this PNG")
     p.add_argument("--sheet-rows", type=int, default=8, help="images on the contact sheet")
-    add_schema_options(p, TileConfig, title="inference", exclude=("output_dtype", "backend"))
+    add_schema_options(p, TileConfig, title="inference", exclude=("output_dtype", "backend", "samples"))
 
     from .config import ExportConfig
 
@@ -725,11 +768,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    command_parser = parser._subparsers._group_actions[0].choices[args.command]
     try:
         if args.func is cmd_train:
-            return cmd_train(args, command_parser, argv)
-        return args.func(args, command_parser)
+            return cmd_train(args, args.command_parser, argv)
+        return args.func(args, args.command_parser)
     except Pix2PixError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1

@@ -35,6 +35,7 @@ NAN_POLICY_CHOICES = ("stop", "skip")
 NORM_MODE_CHOICES = ("percentile", "fixed", "none", "labels")
 LABEL_ENCODING_CHOICES = ("binary", "onehot", "scaled")
 DIRECTION_CHOICES = ("AtoB", "BtoA")
+TASK_CHOICES = ("translate", "colorize")  # see napari_pix2pix.tasks
 OUTPUT_DTYPE_CHOICES = ("target", "input", "uint8", "uint16", "int32", "float32")
 OUTPUT_DTYPE_PATTERN = r"u?int(8|16|32|64)|float(16|32|64)"
 BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
@@ -222,6 +223,9 @@ class DataConfig(_Serialisable):
                                              "bottom strip of rows); 0: no validation")
     foreground_bias: float = option(0.0, range=(0.0, 1.0), level="advanced",
                                     help="probability of re-drawing a patch until it holds foreground")
+    task: str = option("translate", choices=TASK_CHOICES,
+                       help="what a pair means: translate (A -> B) or colorize (L -> ab from any RGB images; "
+                            "no target needed, the output is RGB)")
 
     def __post_init__(self):
         check(self)
@@ -353,6 +357,12 @@ class TileConfig(_Serialisable):
                                faces=("cli", "napari"),
                                help="output type: target (the dtype and value range the model was trained "
                                     "to produce), input (the image's) or a dtype such as float32")
+    samples: int = option(1, range=(1, 1024), level="advanced",
+                          help="stochastic passes (dropout on, batch-norm running statistics) averaged into "
+                               "the output; above 1 also gives a per-pixel standard deviation (uncertainty)")
+    realism: bool = option(False, level="advanced", faces=("napari", "nodes"),
+                           help="also compute the discriminator's realism map (probability real), aligned "
+                                "to the output")
     backend: str = option("auto", choices=BACKEND_CHOICES, level="advanced", faces=("cli",),
                           help="what runs the network: auto (by the model file: .onnx on onnxruntime, "
                                ".safetensors on torch), torch or onnxruntime (no torch needed)")
@@ -362,7 +372,7 @@ class TileConfig(_Serialisable):
     def __post_init__(self):
         self.threads = _check_threads(self.threads)
         check(self)
-        _check_int(self, "tile", "overlap", "batch_size", "seed")
+        _check_int(self, "tile", "overlap", "batch_size", "seed", "samples")
         if self.tile and self.overlap * 2 >= self.tile:
             raise ConfigError(f"`overlap`={self.overlap} is too large for `tile`={self.tile}.",
                               "use an `overlap` below half the `tile` size, e.g. `tile` 512 with `overlap` 64.",

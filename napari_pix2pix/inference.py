@@ -144,13 +144,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def run_generator(generator, x, *, tile: int = 0, overlap: int = 0, batch_size: int = 4,
                   size_multiple: int = 1, device=None, precision: str = "fp32",
                   progress: Callable[[int, int], None] | None = None,
-                  cancel: Callable[[], bool] | None = None):
+                  cancel: Callable[[], bool] | None = None,
+                  on_batch: Callable[[list], None] | None = None):
     """Generator output for ``x`` ``[N, C, H, W]`` (float tensor in [-1, 1], on the CPU) with
     padding and optional tiling; returns ``[N, C_out, H, W]`` float32 on the CPU.
 
     The caller chooses the mode (see :func:`test_time_mode`) and clamps ``overlap`` with
     :func:`~napari_pix2pix.predict.clamp_tiling`. A thin wrapper over
-    :func:`~napari_pix2pix.predict.run_tiles` for torch tensors.
+    :func:`~napari_pix2pix.predict.run_tiles` for torch tensors. ``on_batch``: its
+    ``before_batch`` hook (the uncertainty module seeds each tile's dropout there).
     """
     import torch
 
@@ -159,7 +161,8 @@ def run_generator(generator, x, *, tile: int = 0, overlap: int = 0, batch_size: 
     device = device or next(generator.parameters()).device
     x_np = x.detach().cpu().float().numpy() if torch.is_tensor(x) else np.asarray(x, np.float32)
     y = run_tiles(generator_runner(generator, device, precision), x_np, tile=tile, overlap=overlap,
-                  batch_size=batch_size, size_multiple=size_multiple, progress=progress, cancel=cancel)
+                  batch_size=batch_size, size_multiple=size_multiple, progress=progress, cancel=cancel,
+                  before_batch=on_batch)
     return torch.from_numpy(np.ascontiguousarray(y))
 
 
@@ -175,6 +178,12 @@ def translate(model, image, *, config: TileConfig | None = None, channel_axis: i
     """
     from .predict import Predictor
 
+    if not isinstance(model, Predictor):
+        from .tasks import task_of, translate_colorize
+
+        if task_of(model) == "colorize":  # L -> ab: the output is RGB (issue 18)
+            return translate_colorize(model, image, config=config, channel_axis=channel_axis,
+                                      output_dtype=output_dtype, progress=progress, cancel=cancel)
     if isinstance(model, Predictor):
         predictor = model if config is None else Predictor(model.backend, config)
     else:

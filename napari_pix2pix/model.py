@@ -102,6 +102,13 @@ class Pix2PixModel:
             dtype_a if dtype_b is None else dtype_b, self.config.out_channels)
         return norm_a, norm_b
 
+    @property
+    def task(self) -> str:
+        """``translate`` or ``colorize`` (see :mod:`napari_pix2pix.tasks`); older files: translate."""
+        from .tasks import task_of
+
+        return task_of(self.checkpoint.data or {})
+
     def is_labels(self, side: str) -> bool:
         return bool((self.checkpoint.data or {}).get(f"{side}_is_labels", False))
 
@@ -122,6 +129,7 @@ class Pix2PixModel:
         return {
             "file": self.path,
             "sha256": self.sha256,
+            "task": self.task,
             "generator": cfg.generator,
             "in_channels": cfg.in_channels,
             "out_channels": cfg.out_channels,

@@ -17,6 +17,7 @@ import numpy as np
 from napari_pix2pix.config import AugmentConfig, DataConfig, ModelConfig, NormConfig, TileConfig, TrainConfig
 from napari_pix2pix.errors import Cancelled, DatasetError, InputError, Pix2PixError, TrainingError
 
+from . import _colorize as col
 from . import _convert as cv
 from . import _runtime as rt
 from . import _schema as sc
@@ -161,6 +162,8 @@ class Pix2PixPairImages:
     DESCRIPTION = ("Pair two IMAGE batches frame by frame (A[i] -> B[i]) into a training set. Values 0..1 "
                    "map to the model's [-1, 1] exactly. Mismatches fail with a list naming each frame.")
     CATEGORY = CATEGORY
+    #: the engine settings behind the inputs: (config class, schema name -> input name)
+    SCHEMA = ((DataConfig, {}),)
     RETURN_TYPES = (DATASET, "STRING")
     RETURN_NAMES = ("dataset", "report")
     FUNCTION = "pair"
@@ -168,7 +171,7 @@ class Pix2PixPairImages:
     @classmethod
     def INPUT_TYPES(cls):
         tip = "auto: gray when R == G == B in every frame, else RGB."
-        return {
+        return sc.merge({
             "required": {
                 "images_a": ("IMAGE", {"tooltip": "Inputs (A)."}),
                 "channels_a": _combo(GRAY_CHOICES, "auto", tip),
@@ -178,11 +181,15 @@ class Pix2PixPairImages:
                 "images_b": ("IMAGE", {"tooltip": "Targets (B), same count and size as A."}),
                 "mask_b": ("MASK", {"tooltip": "A 1-channel target (e.g. a segmentation) instead of images_b."}),
             },
-        }
+        }, sc.inputs(DataConfig, ["task"], section="optional"))  # issue 18: colorize needs no images_b
 
     @node_errors("Pix2PixPairImages")
-    def pair(self, images_a, channels_a="auto", channels_b="auto", images_b=None, mask_b=None):
+    def pair(self, images_a, channels_a="auto", channels_b="auto", images_b=None, mask_b=None, task="translate"):
         from napari_pix2pix.data.sources import from_arrays
+
+        if task == "colorize":  # L -> ab pairs from colour frames; no target
+            dataset = col.colorize_pairs(images_a)
+            return (dataset, _describe(dataset))
 
         a = _pick_channels(cv.image_to_numpy(images_a, "images_a"), channels_a, "images_a")
         if images_b is None and mask_b is None:
@@ -575,8 +582,8 @@ class Pix2PixTranslate:
     #: the engine settings behind the inputs: (config class, schema name -> input name)
     SCHEMA = ((TileConfig, TRANSLATE_RENAME),)
     CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", "MASK")
-    RETURN_NAMES = ("image", "mask")
+    RETURN_TYPES = ("IMAGE", "MASK", "MASK", "MASK")  # issue 18: + uncertainty (samples > 1), realism
+    RETURN_NAMES = ("image", "mask", "uncertainty", "realism")
     FUNCTION = "translate"
 
     @classmethod
@@ -587,11 +594,9 @@ class Pix2PixTranslate:
 
     @node_errors("Pix2PixTranslate", TRANSLATE_RENAME)
     def translate(self, model, image, **settings):
-        from napari_pix2pix.inference import translate
         from napari_pix2pix.predict import clamp_tiling
 
         _image_model(model)
-        x = _model_side(cv.image_to_numpy(image, "image"), model, "a", "the image", "the model")
         values = sc.values(TileConfig, settings, rename=TRANSLATE_RENAME)
         device = values.pop("device")
         values["tile"], values["overlap"] = clamp_tiling(values["tile"], values["overlap"])  # the one rule
@@ -603,15 +608,12 @@ class Pix2PixTranslate:
 
         try:
             with _on_device(model, rt.torch_device(device)):
-                y = translate(model, x, config=config, channel_axis=-1, output_dtype="float32",
-                              progress=progress, cancel=rt.processing_interrupted)
+                outputs = col.translate_outputs(model, image, config, realism=bool(config.realism),
+                                                progress=progress, cancel=rt.processing_interrupted)
         except Cancelled:
             rt.throw_if_interrupted()
             raise
-        if y.ndim == 3:  # one output channel comes back without a channel axis
-            y = y[..., None]
-        y = cv.data_to_image(y, model, "b")
-        return (cv.to_tensor(cv.to_image(y)), cv.to_tensor(cv.to_mask(np.clip(y, 0, 1))))
+        return tuple(cv.to_tensor(o) for o in outputs)
 
 
 # ===================================================================== discriminator map

@@ -317,7 +317,13 @@ def test_nan_stop_leaves_the_checkpoint_byte_identical_and_resumable(tmp_path):
     last, out = tmp_path / "ck" / "last.safetensors", tmp_path / "m.safetensors"
     before = {p: p.read_bytes() for p in (last, out)}
     trainer = _trainer(tmp_path, resume=last, steps=8)
-    trainer.config.lr = float("inf")  # what `--lr inf` did before validation refused it
+    batches = trainer._batch  # the first step after resuming goes bad (as `--lr inf` once made it)
+
+    def poisoned():
+        a, b = batches()
+        return a * float("nan"), b
+
+    trainer._batch = poisoned
     with pytest.raises(Pix2PixError) as err:
         trainer.run()
     assert "\n" not in str(err.value) and "Fix:" in str(err.value)

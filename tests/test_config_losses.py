@@ -74,3 +74,44 @@ def test_schema_checks_every_config():
     for cls in (TrainConfig, TileConfig, AugmentConfig):
         for opt in options_of(cls):
             assert opt.help and opt.level in ("basic", "advanced")
+
+
+def test_presets_are_schema_overrides_and_follow_the_device():
+    from napari_pix2pix.config import AugmentConfig, ModelConfig, TrainConfig
+    from napari_pix2pix.presets import PRESETS, apply_preset, default_preset
+    from napari_pix2pix.schema import check_value, options_of
+
+    options = {o.name: o for cls in (ModelConfig, TrainConfig, AugmentConfig) for o in options_of(cls)}
+    for name, preset in PRESETS.items():
+        assert preset.help
+        for key, value in preset.overrides.items():
+            assert key in options, (name, key)
+            check_value(options[key], value)
+        model, train = apply_preset(name, ModelConfig()), apply_preset(name, TrainConfig())
+        for key, value in preset.overrides.items():
+            holder = model if hasattr(model, key) else train if hasattr(train, key) else train.augment
+            assert getattr(holder, key) == value
+    quick = apply_preset("quick-cpu", ModelConfig())
+    assert (quick.generator, quick.ngf, quick.ndf) == ("unet_128", 16, 16)
+    paper = apply_preset("paper", TrainConfig(crop=64, batch_size=4))
+    assert (paper.crop, paper.batch_size, paper.lr) == (256, 1, 2e-4)
+    assert default_preset("cpu") == "quick-cpu" and default_preset("cuda:1") == "paper"
+
+
+def test_estimate_duration_times_real_steps_and_keeps_the_rng(one_torch_thread):
+    import random
+
+    import numpy as np
+    import torch
+
+    from _helpers import tiny_model, tiny_train
+    from napari_pix2pix.presets import estimate_duration, format_duration
+
+    before = (torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    est = estimate_duration(tiny_model(), tiny_train(crop=32), device="cpu", steps=500, timing_steps=1)
+    assert est.seconds_per_step > 0 and est.steps == 500 and est.seconds == est.seconds_per_step * 500
+    assert "500 steps" in est.text and est.device == "cpu"
+    assert torch.equal(torch.random.get_rng_state(), before[0])
+    assert (np.random.get_state()[1] == before[1]).all() and random.getstate() == before[2]
+    assert format_duration(42) == "42 s" and format_duration(200) == "3 min 20 s"
+    assert format_duration(7500) == "2 h 05 min"

@@ -83,7 +83,8 @@ def test_manifest_is_valid_and_importable():
     assert manifest.name == PLUGIN
     contributions = manifest.contributions
     assert {w.display_name for w in contributions.widgets} >= {"Pair data", "Train", "Discriminator", "Translate"}
-    assert {s.key for s in contributions.sample_data} == {"nuclei-2d", "nuclei-3d", "astronaut-edges"}
+    assert {s.key for s in contributions.sample_data} == {"nuclei-2d", "nuclei-3d", "astronaut-edges",
+                                                                 "colorize-photos", "colorize-ihc"}
     for command in contributions.commands:
         assert callable(import_python_name(command.python_name)), command.python_name
     from napari._app_model.constants._menus import is_menu_contributable

@@ -463,7 +463,7 @@ def test_chain_pair_train_translate_discriminator_map(N, trained, comfy):
     with torch.inference_mode():
         out = call(N["Pix2PixTranslate"], model=trained.model, image=trained.a, tile=32, overlap=8)
         check_outputs(N["Pix2PixTranslate"], out, batch=2, size=(40, 48))
-        image, mask = out
+        image, mask = out[:2]  # then uncertainty and realism (issue 18)
         assert torch.equal(image[..., 0], image[..., 1]) and torch.equal(image[..., 0], mask)  # gray as RGB
         maps = call(N["Pix2PixDiscriminatorMap"], model=trained.model, image=trained.a, candidate=image)
     check_outputs(N["Pix2PixDiscriminatorMap"], maps, batch=2, size=(40, 48))

@@ -36,7 +36,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REF = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reference-jz"
-needs_ref = pytest.mark.skipif(not REF.is_dir(), reason="reference-jz fixtures not present (../shared)")
+needs_ref = pytest.mark.skipif(not REF.is_dir(), reason="needs the shared reference fixtures "
+                               "../shared/data/reference-jz (outputs of the reference implementation; not in a "
+                               "fresh clone)")
 TOL = 1e-5
 GENERATORS = ["unet256-batch-rgb", "unet256-instance-gray", "resnet6-instance-rgb"]
 

@@ -16,6 +16,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton
 
 from ..config import DataConfig, NormConfig, TrainConfig
 from ..errors import DatasetError, InputError, Pix2PixError
+from ._colorize import colorize_from_layers, task_combo
 from ._common import DockWidget, when_alive, LayerPicker, set_enabled
 from ._form import OptionsForm, napari_options, widget_for
 from ._layers import error_text, helper_name, is_helper, is_rgb, layer_array, model_to_display, remove_helpers, \
@@ -33,7 +34,7 @@ DATA_BASIC = ("validation_fraction",)
 class PairJob:
     """What the worker needs to pair, read on the GUI thread (workers never touch layers)."""
 
-    kind: str
+    kind: Any  # a name in napari_pix2pix.data, or a callable
     args: tuple
     kwargs: dict
 
@@ -42,7 +43,8 @@ def run_pair_job(job: PairJob, config: DataConfig) -> tuple[Any, Any, Any]:
     """Build the dataset and split it (in a worker thread): ``(dataset, train, val)``."""
     from .. import data
 
-    dataset = getattr(data, job.kind)(*job.args, **job.kwargs)
+    build = job.kind if callable(job.kind) else getattr(data, job.kind)
+    dataset = build(*job.args, **job.kwargs)
     train, val = dataset.split(config.validation_fraction)
     return dataset, train, val
 
@@ -89,6 +91,7 @@ class PairDataWidget(DockWidget):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
         v = napari_viewer
+        self.task = task_combo()  # issue 18: colorize pairs come from RGB layer A alone
         self.source = ComboBox(label="source", choices=SOURCES, value=SOURCES[0])
         self.layer_a = LayerPicker(v, "A (input)")
         self.layer_b = LayerPicker(v, "B (target)")
@@ -121,7 +124,7 @@ class PairDataWidget(DockWidget):
             SOURCES[2]: [self.ab_folder],
             SOURCES[3]: [self.channel_layer, self.channels_a, self.channels_b, self.channel_axis],
         }
-        self.form = Container(widgets=[self.source, *[w for ws in self._groups.values() for w in ws], self.crop,
+        self.form = Container(widgets=[self.task, self.source, *[w for ws in self._groups.values() for w in ws], self.crop,
                                        self.examples])
         self.add(self.form)
         self.add(self.data_form.basic)
@@ -197,12 +200,22 @@ class PairDataWidget(DockWidget):
         extra = {}
         if self.source.value == SOURCES[3]:
             extra = {"channels_a": _channels(self.channels_a.value), "channels_b": _channels(self.channels_b.value)}
-        return self.data_form.build(norm_a=self.norm_a_form.build(), norm_b=self.norm_b_form.build(), **extra)
+        return self.data_form.build(norm_a=self.norm_a_form.build(), norm_b=self.norm_b_form.build(),
+                                    task=self.task.value, **extra)
 
     def pair_job(self, config: DataConfig) -> PairJob:
         """What to pair, read from the layers now (on the GUI thread); may raise
         :class:`DatasetError` for a missing choice."""
         kind = self.source.value
+        if config.task == "colorize" and kind == SOURCES[0]:
+            return PairJob(colorize_from_layers, ([self.layer_a.value], config), {})
+        if config.task == "colorize" and kind == SOURCES[1]:
+            from ..tasks import colorize_from_paths
+
+            return PairJob(colorize_from_paths, (self.folder_a.value, config), {})
+        if config.task == "colorize":
+            raise DatasetError("the colorize task pairs from RGB layer A or from folder A of RGB images.",
+                               f"choose source {SOURCES[0]!r} or {SOURCES[1]!r}.")
         if kind == SOURCES[0]:
             a, b = self.layer_a.value, self.layer_b.value
             if a is None or b is None:

@@ -26,7 +26,8 @@ from ._common import DockWidget, when_alive, LayerPicker, ProgressLine, info_lab
 from ._form import OptionsForm
 from ._layers import error_text, layer_array, unique_name
 from ._workers import Failed, call
-from .functions import file_key, load_model, model_accepts, model_defaults, model_summary, translate_layer_data
+from ._colorize import add_result_layers, maps_controls, translate_maps_data
+from .functions import file_key, load_model, model_accepts, model_defaults, model_summary
 
 TILE_BASIC = ("tile", "mode")
 
@@ -93,6 +94,8 @@ class TranslateWidget(DockWidget):
         self.add(self.info)
         self.add(Container(widgets=[self.input_layer]))
         self.add(self.tile_form.basic)
+        self.samples, self.realism = maps_controls()  # issue 18: uncertainty and realism layers
+        self.add(Container(widgets=[self.samples, self.realism]))
         self.add(self.replace)
         self.add(self.tile_form.collapsible)
         self.add(buttons)
@@ -101,6 +104,7 @@ class TranslateWidget(DockWidget):
         self.add_stretch()
 
         self.worker = None
+        self.map_layers = []
         self.loader = None
         self.model = None
         self.model_key = None  # (path, size, mtime) of the file the info describes
@@ -250,9 +254,10 @@ class TranslateWidget(DockWidget):
         self.progress = progress(total=0, desc=f"pix2pix: translating {layer.name}")
         self.progress_line.start(0)
         self.show_message(f"translating {layer.name}...")
-        self.worker = call(translate_layer_data, snapshot, model, model_path=path, tile=config.tile,
+        self.worker = call(translate_maps_data, snapshot, model, model_path=path, tile=config.tile,
                            overlap=config.overlap, mode=config.mode, device=config.device,
-                           batch_size=config.batch_size, progress=self._relay.progressed.emit,
+                           batch_size=config.batch_size, samples=int(self.samples.value),
+                           realism=bool(self.realism.value), progress=self._relay.progressed.emit,
                            cancel=lambda: self._cancel)
         self.worker.returned.connect(when_alive(self._on_result))
         self.worker.errored.connect(when_alive(self._on_error))
@@ -280,7 +285,8 @@ class TranslateWidget(DockWidget):
             return
         from napari.layers import Layer
 
-        data, meta, kind = result
+        results = [result] if isinstance(result, tuple) else list(result)
+        (data, meta, kind), extras = results[0], results[1:]
         info = meta["metadata"]["pix2pix"]
         key = (info.get("source_layer"), info.get("model_file") or info.get("model_sha256"))
         previous = self._outputs.get(key)
@@ -293,6 +299,7 @@ class TranslateWidget(DockWidget):
             meta = {**meta, "name": unique_name(self.viewer, meta["name"])}
             self.last_layer = self.viewer.add_layer(Layer.create(data, meta, kind))
         self._outputs[key] = self.last_layer
+        self.map_layers = add_result_layers(self.viewer, extras) if extras else []  # [uncertainty] / [realism]
         self.show_message(f"added {self.last_layer.name!r} {tuple(np.shape(data))} "
                           f"(tile {info['tile']}, overlap {info['overlap']}, mode {info['mode']}).")
 

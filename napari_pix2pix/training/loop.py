@@ -57,6 +57,7 @@ class Trainer:
             self.callbacks.append(cbs.TimeLimit(config.time_limit))
         self._losses = dict.fromkeys(LOSS_NAMES, float("nan"))
         self._saved: dict[str, int] = {}  # path -> step this run last wrote there
+        self._start_step = self.state.step  # resumed at (nothing newer to save before a good step)
         self.threads = None  # the ThreadChoice of the running stream (CPU)
 
     # ------------------------------------------------------------------------ state access
@@ -136,7 +137,10 @@ class Trainer:
 
     def _save_last_good(self) -> None:
         """After a non-finite loss or out of memory: write the (rolled back) state, except where
-        this run already wrote exactly this step (the file stays byte for byte what it was)."""
+        this run already wrote exactly this step, or no step succeeded since resuming (the files
+        stay byte for byte what they were)."""
+        if self.step == self._start_step and self._start_step > 0:
+            return
         for path in self._final_paths():
             if self._saved.get(str(path)) != self.step:
                 self.save(path)

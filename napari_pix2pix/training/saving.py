@@ -22,6 +22,7 @@ def data_description(dataset) -> dict:
             data[f"norm_{side}"] = norm.to_dict()
         data[f"{side}_is_labels"] = bool(getattr(dataset, f"{side}_is_labels", False))
     data["source"] = getattr(dataset, "source", {}) or {}
+    data["task"] = data["source"].get("task", "translate")  # see napari_pix2pix.tasks (issue 18)
     return data
 
 
