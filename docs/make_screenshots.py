@@ -3,11 +3,12 @@
 Run from the repository root::
 
     python docs/make_screenshots.py                 # starts a virtual display if none exists
-    xvfb-run -a -s "-screen 0 1400x900x24" python docs/make_screenshots.py
+    xvfb-run -a -s "-screen 0 1920x1080x24" python docs/make_screenshots.py
 
 It opens napari with the 2-D nuclei sample, docks the widgets (as the demo does), pairs
 labels -> image, trains a small model for a few hundred CPU steps, translates the labels with
-it and shows the discriminator's maps, saving one screenshot per widget.
+it and shows the discriminator's maps, saving one screenshot per widget with the window at
+1366x768 and at 1920x1080 (``<widget>-<width>x<height>.png``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def ensure_display():
         return None
     from pyvirtualdisplay import Display
 
-    display = Display(visible=False, size=(1400, 900), color_depth=24)
+    display = Display(visible=False, size=(1920, 1080), color_depth=24)
     display.start()
     return display
 
@@ -55,13 +56,20 @@ def show_only(viewer, names) -> None:
 
 def shot(viewer, widget, path: Path) -> None:
     """Bring ``widget``'s dock to the front and save a screenshot of the whole window."""
-    for dock in viewer.window._dock_widgets.values():
-        if dock.isAncestorOf(widget):
-            dock.show()
-            dock.raise_()
+    for inner in viewer.window.dock_widgets.values():
+        if inner is widget:
+            dock = widget.parent()
+            while dock is not None and not hasattr(dock, "setFloating"):
+                dock = dock.parent()
+            if dock is not None:
+                dock.show()
+                dock.raise_()
     wait(lambda: True)
     viewer.window.screenshot(str(path), canvas_only=False)
     print("wrote", path)
+
+
+SIZES = ((1366, 768), (1920, 1080))
 
 
 def main(argv=None) -> int:
@@ -77,63 +85,77 @@ def main(argv=None) -> int:
         from napari_pix2pix._napari.demo import dock_widgets, prefill
 
         viewer = napari.Viewer(title="napari-pix2pix", show=True)
-        viewer.window.resize(1100, 700)
+        viewer.window.resize(*SIZES[0])
         viewer.open_sample("napari-pix2pix", "nuclei-2d")
         widgets = dock_widgets(viewer)
-        prefill(widgets, "nuclei-2d", {"steps": args.steps, "preview_every": 20})
+        folder = Path(tempfile.mkdtemp(prefix="pix2pix-shots-"))
+        prefill(widgets, "nuclei-2d", {"steps": args.steps, "preview_every": 20, "checkpoint_dir": str(folder)})
         pair, train = widgets["Pair data"], widgets["Train"]
         disc, trans = widgets["Discriminator"], widgets["Translate"]
+        wait(lambda: all(w.idle for w in widgets.values()))
 
-        # 1. pairing: report and example patches
+        # 1. pairing: report and example patches (in a worker)
         assert pair.pair(), pair.message.text()
-        viewer.reset_view()
-        shot(viewer, pair, args.out / "pair-data.png")
-
-        # 2. training: loss plot, previews (and the followed discriminator maps)
-        folder = Path(tempfile.mkdtemp(prefix="pix2pix-shots-"))
-        train.folder.value = str(folder)
+        wait(lambda: pair.idle)
+        assert pair.state.train_dataset is not None, pair.message.text()
+        # 2. training: progress, loss plot, previews (and the followed discriminator maps)
         assert train.start(), train.message.text()
-        wait(lambda: train.worker is None)
-        show_only(viewer, {"nuclei", "pix2pix preview input", "pix2pix preview fake", "pix2pix preview target",
-                           "pix2pix examples A", "pix2pix examples B"})
-        preview = viewer.layers["pix2pix preview fake"]
-        viewer.reset_view()
-        viewer.camera.center = (float(preview.translate[0]) + 16, 104)
-        viewer.camera.zoom = 1.4
-        shot(viewer, train, args.out / "train.png")
-
+        wait(lambda: train.idle)
         # 3. translate the labels with the trained model (file path filled in by the training)
-        for layer in [ly for ly in viewer.layers if ly.name.startswith("pix2pix")]:
-            viewer.layers.remove(layer)
+        wait(lambda: trans.idle and trans.model is not None)
         trans.input_layer.select("nuclei labels")
-        trans.tile.value, trans.overlap.value = 256, 32
+        trans.tile_form.set("tile", 256)
+        trans.tile_form.set("overlap", 32)
         assert trans.run(), trans.message.text()
-        wait(lambda: trans.worker is None)
+        wait(lambda: trans.idle)
         out = trans.last_layer
-        show_only(viewer, {"nuclei labels", out.name, "nuclei"})
-        viewer.grid.enabled = True
-        viewer.grid.stride = 1
-        viewer.reset_view()
-        shot(viewer, trans, args.out / "translate.png")
-        viewer.grid.enabled = False
-
         # 4. discriminator maps of the real and the fake pair, and one cell's receptive field
         disc.follow.value = False
         disc.input_layer.select("nuclei labels")
         disc.target_layer.select("nuclei")
         assert disc.compute(), disc.message.text()
-        wait(lambda: disc.worker is None)
+        wait(lambda: disc.idle)
         fake = disc.map_layers["fake"]
-        show_only(viewer, {"nuclei", fake.name})
-        viewer.layers.selection.active = fake
         cell = (int(fake.data.shape[0] * 0.4), int(fake.data.shape[1] * 0.55))
         position = [t + s * c for t, s, c in zip(fake.translate, fake.scale, cell)]
         disc.select_cell(position)
-        viewer.layers["pix2pix receptive field"].visible = True
-        viewer.reset_view()
-        viewer.camera.zoom *= 2.5
-        viewer.camera.center = position
-        shot(viewer, disc, args.out / "discriminator.png")
+
+        def pair_view():
+            show_only(viewer, {"nuclei", "nuclei labels", "pix2pix: examples A", "pix2pix: examples B"})
+            viewer.reset_view()
+
+        def train_view():
+            show_only(viewer, {"nuclei", "pix2pix: preview input", "pix2pix: preview fake",
+                               "pix2pix: preview target"})
+            preview = viewer.layers["pix2pix: preview fake"]
+            viewer.reset_view()
+            viewer.camera.center = (float(preview.translate[0]) + 16, 104)
+            viewer.camera.zoom = 1.4
+            train.scroll.ensureWidgetVisible(train.plot)  # the loss plot, below the options
+
+        def translate_view():
+            show_only(viewer, {"nuclei labels", out.name, "nuclei"})
+            viewer.canvas.grid.enabled = True
+            viewer.canvas.grid.stride = 1
+            viewer.reset_view()
+
+        def disc_view():
+            viewer.canvas.grid.enabled = False
+            show_only(viewer, {"nuclei", fake.name, "pix2pix: receptive field"})
+            viewer.layers.selection.active = fake
+            viewer.reset_view()
+            viewer.camera.zoom *= 2.5
+            viewer.camera.center = position
+
+        views = [("pair-data", pair, pair_view), ("train", train, train_view),
+                 ("translate", trans, translate_view), ("discriminator", disc, disc_view)]
+        for width, height in SIZES:
+            viewer.window.resize(width, height)
+            wait(lambda: True)
+            for name, widget, view in views:
+                view()
+                shot(viewer, widget, args.out / f"{name}-{width}x{height}.png")
+        viewer.canvas.grid.enabled = False
         viewer.close()
     finally:
         if display is not None:

@@ -234,7 +234,7 @@ class DataConfig(_Serialisable):
                                                 help="channels of one multichannel source used as B")
     direction: str = option("AtoB", choices=DIRECTION_CHOICES,
                             help="for side-by-side AB images: AtoB (left is the source) or BtoA")
-    validation_fraction: float = option(0.0, range=(0.0, 0.95), flag="--validation",
+    validation_fraction: float = option(0.1, range=(0.0, 0.95), flag="--validation",
                                         help="fraction of pairs held out for validation (with one pair: the "
                                              "bottom strip of rows); 0: no validation")
     foreground_bias: float = option(0.0, range=(0.0, 1.0), level="advanced",

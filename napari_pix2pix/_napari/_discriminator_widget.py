@@ -11,18 +11,27 @@ from __future__ import annotations
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 
-from ..config import TEST_MODE_CHOICES, TileConfig
+from ..config import TileConfig
 from ..errors import InputError, ModelFileError
-from ._common import DockWidget, LayerPicker, info_label
-from ._layers import channel_axis, upsert_image
+from ._common import DockWidget, when_alive, LayerPicker, info_label, set_enabled
+from ._form import napari_options, widget_for
+from ._layers import HELPER_KEY, channel_axis, helper_name, remove_helpers, upsert_image
 from ._workers import Failed, call
 from .functions import (compute_maps, layer_planes, load_model, maps_layer_data, preview_maps,
                         receptive_field_rectangle)
 
 MODEL_SOURCES = ("model file", "current training")
 GENERATED = "(generated output)"
-RF_LAYER = "pix2pix receptive field"
+RF_LAYER = helper_name("receptive field")
 _WAITING = "waiting for a snapshot of the training model"
+
+
+def maps_of(model_or_path, source, target, **kwargs):
+    """Load the model when given a path, then compute both maps (worker thread):
+    ``(model, real map or None, fake map)``."""
+    model = load_model(model_or_path, "auto") if isinstance(model_or_path, str) else model_or_path
+    real, fake = compute_maps(model, source, target, **kwargs)
+    return model, real, fake
 
 
 class DiscriminatorWidget(DockWidget):
@@ -36,10 +45,13 @@ class DiscriminatorWidget(DockWidget):
         self.model_source = ComboBox(label="model", choices=MODEL_SOURCES, value=MODEL_SOURCES[0])
         self.model_path = FileEdit(label="model file", mode="r", filter="*.safetensors", value="")
         self.input_layer = LayerPicker(v, "input")
-        self.target_layer = LayerPicker(v, "target", none_label=GENERATED)
-        self.mode = ComboBox(label="test-time mode", choices=TEST_MODE_CHOICES, value=TileConfig().mode)
+        self.target_layer = LayerPicker(v, "target", extra=(GENERATED, None))
+        self.mode = widget_for(next(o for o in napari_options(TileConfig) if o.name == "mode"),
+                               label="test-time mode")
         self.follow = CheckBox(label="follow training (preview patch)", value=False)
         self.compute_button = PushButton(text="Compute maps")
+        self.clean_button = PushButton(text="Remove helper layers",
+                                       tooltip="remove every 'pix2pix: ...' layer (maps, boxes, previews)")
         self.form = Container(widgets=[self.model_source, self.model_path, self.input_layer, self.target_layer,
                                        self.mode, self.follow])
         self.add(self.form)
@@ -47,7 +59,8 @@ class DiscriminatorWidget(DockWidget):
         self.stats = info_label("")
         self.add(self.stats)
         self.add(self.message)
-        self.layout().addStretch()
+        self.add(self.clean_button)
+        self.add_stretch()
 
         self.worker = None
         self.maps: dict = {}
@@ -57,16 +70,36 @@ class DiscriminatorWidget(DockWidget):
 
         self.last_rectangle = None
         self.compute_button.changed.connect(lambda *_: self.compute())
+        self.clean_button.changed.connect(lambda *_: self.show_message(
+            f"removed {remove_helpers(self.viewer)} helper layer(s)."))
         self.model_source.changed.connect(self._show_source)
+        self.model_source.changed.connect(self._update_button)
+        self.model_path.changed.connect(self._update_button)
+        self.input_layer.changed.connect(self._update_button)
+        self.state.model_changed.connect(self._update_button)
+        self.state.training_changed.connect(self._update_button)
         self.state.preview.connect(self._on_preview)
         self.state.model_changed.connect(self._on_model)
         self.state.training_changed.connect(self._on_training)
         self._show_source()
+        self._update_button()
         self.show_message("choose a model and an input layer, then Compute maps. Green: judged real, "
                           "pink: judged fake. Click a map cell to see its receptive field.")
 
     def _show_source(self, *_):
         self.model_path.visible = self.model_source.value == MODEL_SOURCES[0]
+
+    def _update_button(self, *_) -> None:
+        why = ""
+        if self.worker is not None:
+            why = "maps are being computed"
+        elif self.input_layer.value is None:
+            why = "open an image (or labels) layer to judge"
+        elif self.model_source.value == MODEL_SOURCES[0] and not self._path_set():
+            why = "choose a model file (or 'current training')"
+        elif self.model_source.value == MODEL_SOURCES[1] and not self.state.training and self.state.model is None:
+            why = "no model from training yet: train in the Train widget first"
+        set_enabled(self.compute_button, not why, why, "compute the discriminator's maps of the current plane")
 
     def _on_model(self, state):
         if state.model_path and not self._path_set():
@@ -77,6 +110,8 @@ class DiscriminatorWidget(DockWidget):
 
     # ----------------------------------------------------------------------------- model
     def _model(self):
+        """The in-memory model, a model file path (loaded in the worker), or None when a snapshot
+        of the running training is needed."""
         if self.model_source.value == MODEL_SOURCES[1]:
             if self.state.training:
                 return None  # a snapshot is requested from the running training
@@ -85,7 +120,14 @@ class DiscriminatorWidget(DockWidget):
             raise ModelFileError("no model from training yet.",
                                  "train (or stop a training) in the Train widget first, tick 'follow training' to "
                                  "watch the preview maps, or choose a model file.")
-        return load_model(self.model_path.value if self._path_set() else None, "auto")
+        if not self._path_set():
+            load_model(None)  # raises the 'choose a model file' message
+        path = str(self.model_path.value)
+        from pathlib import Path
+
+        if not Path(path).expanduser().is_file():
+            load_model(path)  # raises the 'does not exist' message
+        return path
 
     # --------------------------------------------------------------------------- compute
     def compute(self) -> bool:
@@ -120,21 +162,24 @@ class DiscriminatorWidget(DockWidget):
 
     def _start_maps(self, model, source_layer, target_layer, source, target) -> None:
         self.show_message("computing discriminator maps...")
-        self.worker = call(compute_maps, model, source, target, channel_axis_source=channel_axis(source_layer),
+        self.worker = call(maps_of, model, source, target, channel_axis_source=channel_axis(source_layer),
                            channel_axis_target=channel_axis(target_layer) if target_layer is not None else None,
                            mode=self.mode.value)
-        self.worker.returned.connect(lambda result: self._on_maps(result, model, source_layer, target_layer))
-        self.worker.finished.connect(self._on_done)
+        self.worker.returned.connect(when_alive(lambda result: self._on_maps(result, source_layer, target_layer)))
+        self.worker.errored.connect(when_alive(lambda exc: self.show_error(exc, notify_user=False)))
+        self.worker.finished.connect(when_alive(self._on_done))
+        self._update_button()
         self.worker.start()
 
     def _on_done(self):
         self.worker = None
+        self._update_button()
 
-    def _on_maps(self, result, model, source_layer, target_layer) -> None:
+    def _on_maps(self, result, source_layer, target_layer) -> None:
         if isinstance(result, Failed):
             self.show_error(result.error)
             return
-        real, fake = result
+        model, real, fake = result
         layers = maps_layer_data(real, fake, source_layer, target_layer, model=model,
                                  model_path=getattr(model, "path", None))
         self._show_maps(layers, real, fake, source_layer)
@@ -175,18 +220,23 @@ class DiscriminatorWidget(DockWidget):
         self.stats.value = f"training step {event.step}:\n" + self.summary()
 
     def _show_maps(self, layers, real, fake, source_layer) -> None:
-        active = self.viewer.layers.selection.active
         self.maps = {"real": real, "fake": fake}
         self.map_layers = {}
         self.placement_layer = source_layer
         for (data, meta, _kind), role in zip(layers, (["real", "fake"] if real is not None else ["fake"])):
             meta = dict(meta)
             name = meta.pop("name")
-            self._attach(upsert_image(self.viewer, name, data, **meta), role)
-        if active is not None and active in self.viewer.layers and active not in self.map_layers.values():
-            self.viewer.layers.selection.active = self.map_layers["fake"]
+            # added one per event-loop turn (adding a layer is the slow part), updated in place after
+            self.state.layers.put(name, data, on_added=lambda layer, role=role: self._attach(layer, role), **meta)
+        self.state.layers.when_idle(self._select_fake_map)
         self.stats.value = self.summary()
         self.show_message("maps added; click a cell of a map to see its receptive field.")
+
+    def _select_fake_map(self) -> None:
+        """Select the fake map, so that clicking shows a receptive field."""
+        fake = self.map_layers.get("fake")
+        if fake is not None and fake in self.viewer.layers:
+            self.viewer.layers.selection.active = fake
 
     def _attach(self, layer, role: str) -> None:
         if self.on_map_click not in layer.mouse_drag_callbacks:
@@ -230,7 +280,8 @@ class DiscriminatorWidget(DockWidget):
             shapes.shape_type = ["rectangle"]
         else:
             shapes = self.viewer.add_shapes([rect], shape_type="rectangle", name=RF_LAYER, edge_color="yellow",
-                                            face_color="transparent", edge_width=max(dmap.jump / 4, 1.0))
+                                            face_color="transparent", edge_width=max(dmap.jump / 4, 1.0),
+                                            metadata={HELPER_KEY: True})
         if active is not None and active in self.viewer.layers:
             self.viewer.layers.selection.active = active  # keep clicking on the map
         from ._layers import world_to_pixel

@@ -12,6 +12,37 @@ import numpy as np
 from ..errors import InputError, Pix2PixError
 
 IMAGE_KINDS = ("image", "labels")
+HELPER_PREFIX = "pix2pix: "  # every helper layer (previews, maps, boxes, examples) is named under it
+HELPER_KEY = "pix2pix_helper"
+
+
+def helper_name(name: str) -> str:
+    """``name`` under the helper prefix (unchanged when it already is)."""
+    return name if name.startswith(HELPER_PREFIX) else HELPER_PREFIX + name
+
+
+def is_helper(layer) -> bool:
+    """Whether ``layer`` is one of the plugin's helper layers (never offered as an input)."""
+    return str(layer.name).startswith(HELPER_PREFIX) or bool((getattr(layer, "metadata", None) or {}).get(HELPER_KEY))
+
+
+def remove_helpers(viewer) -> int:
+    """Remove every helper layer of ``viewer``; returns how many were removed."""
+    helpers = [layer for layer in list(viewer.layers) if is_helper(layer)]
+    for layer in helpers:
+        viewer.layers.remove(layer)
+    return len(helpers)
+
+
+def unique_name(viewer, base: str) -> str:
+    """``base``, or ``base 2``, ``base 3``... : the first name no layer of ``viewer`` has."""
+    names = {layer.name for layer in viewer.layers} if viewer is not None else set()
+    if base not in names:
+        return base
+    k = 2
+    while f"{base} {k}" in names:
+        k += 1
+    return f"{base} {k}"
 
 
 # ------------------------------------------------------------------------------ messages
@@ -19,7 +50,7 @@ def error_text(exc: BaseException) -> str:
     """What a user sees for ``exc``: our own errors verbatim, anything else flagged as a bug."""
     if isinstance(exc, Pix2PixError):
         return str(exc)
-    return f"Unexpected error ({type(exc).__name__}: {exc}). Please report this as a bug."
+    return f"Unexpected error ({exc.__class__.__name__}: {exc}). Please report this as a bug."
 
 
 def notify(message: str, level: str = "info") -> None:
@@ -34,7 +65,7 @@ def notify(message: str, level: str = "info") -> None:
 
 # ------------------------------------------------------------------------------- layers
 def layer_kind(layer) -> str:
-    return type(layer).__name__.lower()
+    return layer.__class__.__name__.lower()
 
 
 def image_layers(viewer, kinds: Iterable[str] = IMAGE_KINDS) -> list:
@@ -94,7 +125,10 @@ def model_to_display(chw: np.ndarray) -> np.ndarray:
 
 def upsert_image(viewer, name: str, data, **kwargs):
     """Update the layer called ``name`` in place (data and given properties), or add it.
-    Never piles up new layers on repeated calls."""
+    Never piles up new layers on repeated calls. Names under :data:`HELPER_PREFIX` are marked as
+    helper layers in their metadata."""
+    if name.startswith(HELPER_PREFIX):
+        kwargs["metadata"] = {**(kwargs.get("metadata") or {}), HELPER_KEY: True}
     if name in viewer.layers:
         layer = viewer.layers[name]
         rgb = data.ndim == 3 and data.shape[-1] in (3, 4)

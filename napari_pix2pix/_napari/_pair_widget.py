@@ -8,19 +8,45 @@ the shared state.
 
 from __future__ import annotations
 
-import numpy as np
-from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox,
-                              TextEdit)
+from dataclasses import dataclass
+from typing import Any
 
-from ..config import LABEL_ENCODING_CHOICES, NORM_MODE_CHOICES, DataConfig, NormConfig, TrainConfig
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton, SpinBox, TextEdit
+
+from ..config import DataConfig, NormConfig, TrainConfig
 from ..errors import DatasetError, InputError, Pix2PixError
 from ._colorize import colorize_from_layers, task_combo
-from ._common import DockWidget, LayerPicker
-from ._layers import error_text, is_rgb, layer_array, model_to_display, upsert_image
+from ._common import DockWidget, when_alive, LayerPicker, set_enabled
+from ._form import OptionsForm, napari_options, widget_for
+from ._layers import error_text, helper_name, is_helper, is_rgb, layer_array, model_to_display, remove_helpers, \
+    upsert_image
+from ._workers import Failed, call
 
 SOURCES = ("two layers", "two folders", "AB folder", "channels of one layer")
-from ..config import DIRECTION_CHOICES as DIRECTIONS
-EXAMPLE_A, EXAMPLE_B = "pix2pix examples A", "pix2pix examples B"
+EXAMPLE_A, EXAMPLE_B = helper_name("examples A"), helper_name("examples B")
+# DataConfig fields this dock sets itself (channels from the text boxes, label detection automatic)
+DATA_FIXED = ("channels_a", "channels_b", "a_is_labels", "b_is_labels")
+DATA_BASIC = ("validation_fraction",)
+
+
+@dataclass
+class PairJob:
+    """What the worker needs to pair, read on the GUI thread (workers never touch layers)."""
+
+    kind: Any  # a name in napari_pix2pix.data, or a callable
+    args: tuple
+    kwargs: dict
+
+
+def run_pair_job(job: PairJob, config: DataConfig) -> tuple[Any, Any, Any]:
+    """Build the dataset and split it (in a worker thread): ``(dataset, train, val)``."""
+    from .. import data
+
+    build = job.kind if callable(job.kind) else getattr(data, job.kind)
+    dataset = build(*job.args, **job.kwargs)
+    train, val = dataset.split(config.validation_fraction)
+    return dataset, train, val
 
 
 def _channels(text: str) -> tuple[int, ...]:
@@ -57,13 +83,13 @@ def format_dataset(dataset, train, val) -> str:
 class PairDataWidget(DockWidget):
     """Choose a paired source, check it, set patch size, normalisation and the validation split.
 
-    :meth:`pair` builds the dataset (also bound to the "Pair" button); the result goes to the
-    shared state (``state.train_dataset``/``state.val_dataset``/``state.crop``).
+    :meth:`pair` builds the dataset in a worker (also bound to the "Pair" button); the result
+    goes to the shared state (``state.train_dataset``/``state.val_dataset``/``state.crop``); a
+    failed pairing clears it (``state.dataset_error`` says why).
     """
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
-        data, norm, train = DataConfig(), NormConfig(), TrainConfig()
         v = napari_viewer
         self.task = task_combo()  # issue 18: colorize pairs come from RGB layer A alone
         self.source = ComboBox(label="source", choices=SOURCES, value=SOURCES[0])
@@ -72,88 +98,121 @@ class PairDataWidget(DockWidget):
         self.folder_a = FileEdit(label="folder A", mode="d")
         self.folder_b = FileEdit(label="folder B", mode="d")
         self.ab_folder = FileEdit(label="AB folder", mode="d")
-        self.direction = ComboBox(label="direction", choices=DIRECTIONS, value=data.direction)
+        self.data_form = OptionsForm(DataConfig, exclude=DATA_FIXED, basic=DATA_BASIC, title="advanced pairing")
+        self.norm_a_form = OptionsForm(NormConfig, title="advanced normalisation A", labels={"mode": "normalise A"})
+        self.norm_b_form = OptionsForm(NormConfig, title="advanced normalisation B", labels={"mode": "normalise B"})
+        self.validation = self.data_form["validation_fraction"]
         self.channel_layer = LayerPicker(v, "layer", kinds=("image",))
-        self.channels_a = LineEdit(label="channels A", value="0")
-        self.channels_b = LineEdit(label="channels B", value="1")
+        self.channels_a = LineEdit(label="channels A", value="0", tooltip="channel numbers of A, e.g. 0 or 0,1,2")
+        self.channels_b = LineEdit(label="channels B", value="1", tooltip="channel numbers of B")
         self.channel_axis = SpinBox(label="channel axis", value=-1, min=-8, max=7)
-        self.crop = SpinBox(label="patch size", value=train.crop, min=8, max=4096, step=8,
-                            tooltip="side of the square training patches (TrainConfig.crop)")
-        self.norm_a = ComboBox(label="normalise A", choices=NORM_MODE_CHOICES, value=norm.mode)
-        self.norm_b = ComboBox(label="normalise B", choices=NORM_MODE_CHOICES, value=norm.mode)
-        self.low = FloatSpinBox(label="low", value=norm.low, min=-1e9, max=1e9, step=0.5,
-                                tooltip="percentile (mode percentile) or value (mode fixed)")
-        self.high = FloatSpinBox(label="high", value=norm.high, min=-1e9, max=1e9, step=0.5)
-        self.per_image = CheckBox(label="per image", value=norm.per_image)
-        self.label_encoding = ComboBox(label="label encoding", choices=LABEL_ENCODING_CHOICES,
-                                       value=norm.label_encoding)
-        self.validation = FloatSpinBox(label="validation fraction", value=data.validation_fraction,
-                                       min=0.0, max=0.9, step=0.05)
-        self.examples = SpinBox(label="example patches", value=3, min=0, max=16)
+        crop = next(o for o in napari_options(TrainConfig) if o.name == "crop")
+        self.crop = widget_for(crop, label="patch size")
+        self.examples = SpinBox(label="example patches", value=3, min=0, max=16,
+                                tooltip="model-space patches shown as helper layers after pairing (0: none)")
         self.pair_button = PushButton(text="Pair")
+        self.clean_button = PushButton(text="Remove helper layers",
+                                       tooltip="remove every 'pix2pix: ...' layer (examples, previews, maps)")
         self.report = TextEdit(value="")
         self.report.native.setReadOnly(True)
-        self.report.native.setMinimumHeight(120)
+        self.report.native.setMinimumHeight(80)
+        self.report.native.setMaximumHeight(160)
 
         self._groups = {
             SOURCES[0]: [self.layer_a, self.layer_b],
             SOURCES[1]: [self.folder_a, self.folder_b],
-            SOURCES[2]: [self.ab_folder, self.direction],
+            SOURCES[2]: [self.ab_folder],
             SOURCES[3]: [self.channel_layer, self.channels_a, self.channels_b, self.channel_axis],
         }
-        self.form = Container(widgets=[
-            self.task, self.source, *[w for ws in self._groups.values() for w in ws], self.crop, self.norm_a, self.norm_b,
-            self.low, self.high, self.per_image, self.label_encoding, self.validation, self.examples])
+        self.form = Container(widgets=[self.task, self.source, *[w for ws in self._groups.values() for w in ws], self.crop,
+                                       self.examples])
         self.add(self.form)
+        self.add(self.data_form.basic)
+        self.add(self.norm_a_form.basic)
+        self.add(self.norm_b_form.basic)
+        self.add(self.data_form.collapsible)
+        self.add(self.norm_a_form.collapsible)
+        self.add(self.norm_b_form.collapsible)
         self.add(self.pair_button)
         self.add(self.message)
         self.add(self.report)
-        self.layout().addStretch()
+        self.add(self.clean_button)
+        self.add_stretch()
+
+        self.worker = None
         self.source.changed.connect(self._show_source)
         self.pair_button.changed.connect(self.pair)
+        self.clean_button.changed.connect(lambda *_: self.show_message(
+            f"removed {remove_helpers(self.viewer)} helper layer(s)."))
+        for picker in (self.layer_a, self.layer_b, self.channel_layer):
+            picker.changed.connect(self._update_button)
+        self.state.model_loaded.connect(self._follow_model)
         self._show_source()
         self._preselect()
+        if self.state.loaded_model is not None:
+            self._follow_model(self.state.loaded_model)
+        self._update_button()
 
     # ------------------------------------------------------------------------------ ui
     def _show_source(self, *_):
         for name, widgets in self._groups.items():
             for w in widgets:
                 w.visible = name == self.source.value
+        self._update_button()
+
+    def _update_button(self, *_) -> None:
+        why = ""
+        if self.worker is not None:
+            why = "pairing is running"
+        elif self.source.value == SOURCES[0] and (self.layer_a.value is None or self.layer_b.value is None):
+            why = "open two image or labels layers (A and B) first"
+        elif self.source.value == SOURCES[3] and self.channel_layer.value is None:
+            why = "open a multichannel image layer first"
+        set_enabled(self.pair_button, not why, why, "check and pair the chosen data")
 
     def _preselect(self) -> None:
         """Pick a sensible A/B pair: an image for A, a labels (or second) layer for B."""
         layers = [ly for ly in self.layer_a.choices if ly is not None]
         if len(layers) >= 2:
-            b = next((ly for ly in layers if type(ly).__name__ == "Labels"), layers[-1])
+            b = next((ly for ly in layers if ly.__class__.__name__ == "Labels"), layers[-1])
             a = next((ly for ly in layers if ly is not b), layers[0])
+            self.layer_a.value, self.layer_b.value = a, b
+
+    def _follow_model(self, model) -> None:
+        """Defaults follow a loaded model: the direction it was paired with, its patch size, and
+        A/B layers of the kinds it was trained on (labels or image)."""
+        data = getattr(getattr(model, "checkpoint", None), "data", None) or {}
+        direction = (data.get("source") or {}).get("direction")
+        if direction:
+            self.data_form.set("direction", direction)
+        training = getattr(model.checkpoint, "training", None)
+        if training is not None and getattr(training, "crop", None):
+            self.crop.value = int(training.crop)
+        layers = [ly for ly in self.layer_a.choices if ly is not None]
+        kinds = {side: "Labels" if data.get(f"{side}_is_labels") else "Image" for side in ("a", "b")}
+        a = next((ly for ly in layers if ly.__class__.__name__ == kinds["a"]), None)
+        b = next((ly for ly in layers if ly.__class__.__name__ == kinds["b"] and ly is not a), None)
+        if a is not None and b is not None:
             self.layer_a.value, self.layer_b.value = a, b
 
     # ---------------------------------------------------------------------------- action
     def data_config(self) -> DataConfig:
-        def norm(mode: str) -> NormConfig:
-            kw = dict(mode=mode, per_image=self.per_image.value, label_encoding=self.label_encoding.value)
-            if mode in ("percentile", "fixed"):
-                kw.update(low=self.low.value, high=self.high.value)
-            return NormConfig(**kw)
-
         extra = {}
         if self.source.value == SOURCES[3]:
             extra = {"channels_a": _channels(self.channels_a.value), "channels_b": _channels(self.channels_b.value)}
-        return DataConfig(norm_a=norm(self.norm_a.value), norm_b=norm(self.norm_b.value),
-                          direction=self.direction.value, validation_fraction=float(self.validation.value),
-                          task=self.task.value, **extra)
+        return self.data_form.build(norm_a=self.norm_a_form.build(), norm_b=self.norm_b_form.build(),
+                                    task=self.task.value, **extra)
 
-    def build_dataset(self, config: DataConfig):
-        """The engine call for the chosen source (may raise :class:`DatasetError`)."""
-        from ..data import from_ab_folder, from_arrays, from_channels, from_folders
-
+    def pair_job(self, config: DataConfig) -> PairJob:
+        """What to pair, read from the layers now (on the GUI thread); may raise
+        :class:`DatasetError` for a missing choice."""
         kind = self.source.value
         if config.task == "colorize" and kind == SOURCES[0]:
-            return colorize_from_layers([self.layer_a.value], config)
+            return PairJob(colorize_from_layers, ([self.layer_a.value], config), {})
         if config.task == "colorize" and kind == SOURCES[1]:
             from ..tasks import colorize_from_paths
 
-            return colorize_from_paths(self.folder_a.value, config)
+            return PairJob(colorize_from_paths, (self.folder_a.value, config), {})
         if config.task == "colorize":
             raise DatasetError("the colorize task pairs from RGB layer A or from folder A of RGB images.",
                                f"choose source {SOURCES[0]!r} or {SOURCES[1]!r}.")
@@ -164,37 +223,65 @@ class PairDataWidget(DockWidget):
                                    "open an image and its target (e.g. File > Open Sample > Pix2Pix).")
             if a is b:
                 raise DatasetError(f"A and B are the same layer ({a.name!r}).", "choose two different layers.")
-            return from_arrays(layer_array(a), layer_array(b), config, rgb_a=is_rgb(a), rgb_b=is_rgb(b),
-                               names=a.name)
+            return PairJob("from_arrays", (layer_array(a), layer_array(b), config),
+                           {"rgb_a": is_rgb(a), "rgb_b": is_rgb(b), "names": a.name})
         if kind == SOURCES[1]:
-            return from_folders(self.folder_a.value, self.folder_b.value, config)
+            return PairJob("from_folders", (self.folder_a.value, self.folder_b.value, config), {})
         if kind == SOURCES[2]:
-            return from_ab_folder(self.ab_folder.value, config)
+            return PairJob("from_ab_folder", (self.ab_folder.value, config), {})
         layer = self.channel_layer.value
         if layer is None:
             raise DatasetError("choose a multichannel layer to split.", "open an image with channels first.")
-        return from_channels(layer_array(layer), config=config, channel_axis=int(self.channel_axis.value),
-                             name=layer.name)
+        return PairJob("from_channels", (layer_array(layer),),
+                       {"config": config, "channel_axis": int(self.channel_axis.value), "name": layer.name})
 
     def pair(self, *_) -> bool:
-        """Validate and build the dataset; True on success. Problems go to the report."""
+        """Check the choices and start pairing in a worker; False (with the reason, and no dataset
+        left in the state) when it cannot start. The result arrives in :meth:`_on_paired`."""
+        if self.worker is not None:
+            self.show_message("pairing is already running; wait a moment.", "warning")
+            return False
         try:
             config = self.data_config()
-            dataset = self.build_dataset(config)
-            train, val = dataset.split(config.validation_fraction)
+            job = self.pair_job(config)
         except Pix2PixError as exc:
-            report = getattr(exc, "report", None)
-            self.report.value = report.format() if report is not None else error_text(exc)
-            self.show_message(error_text(exc), "error")
+            self._failed(exc)
             return False
         crop = int(self.crop.value)
+        self.show_message("pairing...")
+        self.report.value = ""
+        self.worker = call(run_pair_job, job, config)
+        self.worker.returned.connect(when_alive(lambda result: self._on_paired(result, config, crop)))
+        self.worker.errored.connect(when_alive(self._on_error))
+        self.worker.finished.connect(when_alive(self._on_done))
+        self._update_button()
+        self.worker.start()
+        return True
+
+    def _failed(self, exc: BaseException, notify_user: bool = True) -> None:
+        report = getattr(exc, "report", None)
+        self.report.value = report.format() if report is not None else error_text(exc)
+        self.state.clear_dataset(error_text(exc))
+        self.show_error(exc, notify_user=notify_user)
+
+    def _on_error(self, exc) -> None:  # unexpected: napari already shows the traceback once
+        self._failed(exc, notify_user=False)
+
+    def _on_done(self) -> None:
+        self.worker = None
+        self._update_button()
+
+    def _on_paired(self, result, config: DataConfig, crop: int) -> None:
+        if isinstance(result, Failed):
+            self._failed(result.error)
+            return
+        dataset, train, val = result
         self.state.set_dataset(dataset, train, val, config, crop)
         self.report.value = format_dataset(dataset, train, val)
         self.show_message(f"paired: {len(train)} training pair(s)"
                           + (f", {len(val)} validation" if val is not None else "")
                           + f"; patch size {crop}. Ready for the Train widget.")
         self._show_examples(dataset, crop)
-        return True
 
     def _show_examples(self, dataset, crop: int) -> None:
         """A few model-space patches (what the network sees) as two rows (A above B), right of the
@@ -212,12 +299,13 @@ class PairDataWidget(DockWidget):
             y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
             for side in ("a", "b"):
                 rows[side].append(model_to_display(getattr(pair, side)[:, y:y + size, x:x + size]))
-        others = [ly for ly in self.viewer.layers if ly.name not in (EXAMPLE_A, EXAMPLE_B)]
+        others = [ly for ly in self.viewer.layers if not is_helper(ly)]
         right = max((float(ly.extent.world[1][-1]) for ly in others), default=0.0)
         for k, (name, side) in enumerate(((EXAMPLE_A, "a"), (EXAMPLE_B, "b"))):
             mosaic = _mosaic(rows[side], gap)
             kw = {} if mosaic.ndim == 3 else {"contrast_limits": (-1.0, 1.0), "colormap": "gray"}
-            upsert_image(self.viewer, name, mosaic, translate=(k * (size + gap), right + 2 * gap), **kw)
+            # added one per event-loop turn (adding a layer is the slow part), updated in place after
+            self.state.layers.put(name, mosaic, translate=(k * (size + gap), right + 2 * gap), **kw)
 
 
 def _mosaic(patches: list, gap: int) -> np.ndarray:

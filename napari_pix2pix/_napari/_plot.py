@@ -1,130 +1,164 @@
-"""A small live line plot drawn with QPainter (napari does not ship matplotlib).
+"""The Train dock's live plot, drawn with pyqtgraph.
 
-:class:`LossPlot` has one panel per group of series (losses; validation metrics) and
-exposes its data (:attr:`LossPlot.series`) so tests and scripts can read what is drawn.
+:class:`LossPlot` shows the four training losses as named curves (G cGAN, G L1, D real,
+D fake) with exponential smoothing and a log-scale toggle, and the validation metrics (PSNR,
+SSIM) as they arrive. Raw values stay in :attr:`LossPlot.series` (what tests and scripts read);
+the curves are redrawn at most every 200 ms so a fast training never floods the GUI.
+:meth:`LossPlot.load_history` fills the plot from a checkpoint's history (Resume). The
+pyqtgraph canvas is built by :meth:`LossPlot.build` (the Train dock imports pyqtgraph in a
+worker first, so opening the dock does not wait for it); data added before is kept.
 """
 
 from __future__ import annotations
 
 import math
 
-from qtpy.QtCore import QPointF, QRectF, Qt
-from qtpy.QtGui import QColor, QPainter, QPainterPath, QPen
-from qtpy.QtWidgets import QSizePolicy, QWidget
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-_COLOURS = ["#4e9bd6", "#e8a33d", "#5cb85c", "#d9534f", "#b07cd8", "#8fd3c7"]
+# engine key -> curve name
+LOSS_NAMES = {"G_GAN": "G cGAN", "G_L1": "G L1", "D_real": "D real", "D_fake": "D fake"}
+VALIDATION_NAMES = {"PSNR": "val PSNR", "SSIM": "val SSIM"}
+_COLOURS = {"G cGAN": "#4e9bd6", "G L1": "#e8a33d", "D real": "#5cb85c", "D fake": "#d9534f",
+            "val PSNR": "#b07cd8", "val SSIM": "#8fd3c7"}
+
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """Exponential moving average (TensorBoard-style, bias-corrected); ``weight`` in [0, 1)."""
+    if weight <= 0 or not values:
+        return list(values)
+    out, last, norm = [], 0.0, 0.0
+    for v in values:
+        last = weight * last + (1 - weight) * v
+        norm = weight * norm + (1 - weight)
+        out.append(last / norm)
+    return out
 
 
 class LossPlot(QWidget):
-    """Line plot of named series grouped into panels.
+    """Losses and validation metrics of a training. :meth:`add` appends one point,
+    :meth:`clear` empties every series, :meth:`load_history` replaces them with a checkpoint's
+    history, :attr:`smoothing` and :attr:`log_scale` are the two display controls."""
 
-    ``panels``: ``{panel title: [series names]}``; ``log_panels``: titles drawn on a log axis
-    (losses of very different size, e.g. lambda * L1 next to the GAN terms). :meth:`add` appends
-    a point and repaints; :attr:`series` maps each name to its ``(steps, values)`` lists.
-    """
-
-    def __init__(self, panels: dict[str, list[str]], log_panels=(), parent=None):
+    def __init__(self, parent=None):
         super().__init__(parent)
-        self.panels = {title: list(names) for title, names in panels.items()}
-        self.log_panels = set(log_panels)  # panels drawn with a log10 y axis (positive values only)
         self.series: dict[str, tuple[list[float], list[float]]] = {
-            name: ([], []) for names in self.panels.values() for name in names}
-        self.colours = {name: QColor(_COLOURS[i % len(_COLOURS)]) for i, name in enumerate(self.series)}
-        self.setMinimumHeight(220)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+            name: ([], []) for name in (*LOSS_NAMES.values(), *VALIDATION_NAMES.values())}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        controls = QHBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
+        controls.addWidget(QLabel("smoothing"))
+        self.smoothing = QDoubleSpinBox()
+        self.smoothing.setRange(0.0, 0.99)
+        self.smoothing.setSingleStep(0.1)
+        self.smoothing.setValue(0.6)
+        self.smoothing.setToolTip("exponential moving average of the curves (0: raw values)")
+        controls.addWidget(self.smoothing)
+        self.log_scale = QCheckBox("log scale")
+        self.log_scale.setChecked(True)
+        self.log_scale.setToolTip("log10 y axis for the losses (lambda * L1 is much larger than the GAN terms)")
+        controls.addWidget(self.log_scale)
+        controls.addStretch()
+        layout.addLayout(controls)
+        self.placeholder = QLabel("loading the plot...")
+        self.placeholder.setMinimumHeight(260)
+        self.placeholder.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        layout.addWidget(self.placeholder)
+        self.graphics = None
+        self.curves = {}
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(200)
+        self._timer.timeout.connect(self.redraw)
+        self.smoothing.valueChanged.connect(lambda *_: self.redraw())
+        self.log_scale.toggled.connect(lambda *_: self.redraw())
+
+    def build(self) -> None:
+        """Create the pyqtgraph canvas (once) and draw what is there."""
+        if self.graphics is not None:
+            return
+        import pyqtgraph as pg
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setMinimumHeight(260)
+        self.losses = self.graphics.addPlot(row=0, col=0, colspan=2, title="losses")
+        self.losses.addLegend(offset=(-4, 4), labelTextSize="8pt")
+        self.losses.setLabel("bottom", "step")
+        self.psnr = self.graphics.addPlot(row=1, col=0, title="validation PSNR (dB)")
+        self.ssim = self.graphics.addPlot(row=1, col=1, title="validation SSIM")
+        self.graphics.ci.layout.setRowStretchFactor(0, 3)
+        self.graphics.ci.layout.setRowStretchFactor(1, 2)
+        for name in LOSS_NAMES.values():
+            self.curves[name] = self.losses.plot([], [], name=name, pen=pg.mkPen(_COLOURS[name], width=1.5))
+        for name, plot in (("val PSNR", self.psnr), ("val SSIM", self.ssim)):
+            self.curves[name] = plot.plot([], [], name=name, pen=pg.mkPen(_COLOURS[name], width=1.5),
+                                          symbol="o", symbolSize=4, symbolBrush=_COLOURS[name])
+        self.layout().replaceWidget(self.placeholder, self.graphics)
+        self.placeholder.deleteLater()
+        self.placeholder = None
+        self.redraw()
 
     # ---------------------------------------------------------------------------- data
-    def add(self, name: str, step: float, value: float) -> None:
-        """Append ``(step, value)`` to series ``name`` (non-finite values are skipped)."""
+    def add(self, name: str, step: float, value) -> None:
+        """Append ``(step, value)`` to series ``name`` (an engine key such as ``G_GAN`` or a curve
+        name; non-finite values are skipped) and schedule a redraw."""
+        name = LOSS_NAMES.get(name, name)
         if name not in self.series or value is None or not math.isfinite(float(value)):
             return
         steps, values = self.series[name]
         steps.append(float(step))
         values.append(float(value))
-        self.update()
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def add_losses(self, step: int, losses: dict) -> None:
+        for key, name in LOSS_NAMES.items():
+            self.add(name, step, losses.get(key))
+
+    def add_validation(self, step: int, metrics: dict) -> None:
+        for key, name in VALIDATION_NAMES.items():
+            self.add(name, step, metrics.get(key))
 
     def clear(self) -> None:
         for steps, values in self.series.values():
             steps.clear()
             values.clear()
-        self.update()
+        self.redraw()
+
+    def load_history(self, history: list[dict]) -> None:
+        """Replace the series with a checkpoint's history (records of ``step``, the losses and
+        ``val_<metric>``): the curves of a resumed training start where the file left off."""
+        for steps, values in self.series.values():
+            steps.clear()
+            values.clear()
+        for record in history or []:
+            step = record.get("step")
+            if step is None:
+                continue
+            self.add_losses(step, record)
+            self.add_validation(step, {k[4:]: v for k, v in record.items() if k.startswith("val_")})
+        self.redraw()
 
     def count(self, name: str) -> int:
-        return len(self.series[name][0])
+        return len(self.series[LOSS_NAMES.get(name, name)][0])
 
     # ---------------------------------------------------------------------------- drawing
-    def paintEvent(self, event):  # noqa: N802 - Qt name
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.fillRect(self.rect(), QColor("#262930"))
-        n = max(len(self.panels), 1)
-        height = self.height() / n
-        for k, (title, names) in enumerate(self.panels.items()):
-            self._panel(painter, QRectF(0, k * height, self.width(), height), title, names)
-        painter.end()
-
-    def _panel(self, p: QPainter, rect: QRectF, title: str, names: list[str]) -> None:
-        left, right, top, bottom = 46, 8, 18, 18
-        plot = QRectF(rect.left() + left, rect.top() + top, rect.width() - left - right,
-                      rect.height() - top - bottom)
-        text = QColor("#d0d0d0")
-        p.setPen(QPen(QColor("#5a5f69"), 1))
-        p.drawRect(plot)
-        log = title in self.log_panels
-
-        def points(name):
-            steps, values = self.series[name]
-            if not log:
-                return steps, values
-            kept = [(s, math.log10(v)) for s, v in zip(steps, values) if v > 0]
-            return [s for s, _ in kept], [v for _, v in kept]
-
-        xs = [x for name in names for x in points(name)[0]]
-        ys = [y for name in names for y in points(name)[1]]
-        # legend
-        p.setPen(text)
-        p.drawText(QPointF(rect.left() + 4, rect.top() + 13), title + (" (log)" if title in self.log_panels else ""))
-        x = rect.left() + 8 + p.fontMetrics().horizontalAdvance(title + (" (log)" if log else "")) + 12
-        for name in names:
-            p.setPen(QPen(self.colours[name], 2))
-            p.drawLine(QPointF(x, rect.top() + 9), QPointF(x + 12, rect.top() + 9))
-            p.setPen(text)
-            p.drawText(QPointF(x + 15, rect.top() + 13), name)
-            x += 22 + p.fontMetrics().horizontalAdvance(name)
-        if not xs:
-            p.drawText(plot, Qt.AlignmentFlag.AlignCenter, "no data yet")
+    def redraw(self) -> None:
+        if self.graphics is None:
             return
-        x0, x1 = min(xs), max(xs)
-        y0, y1 = min(ys), max(ys)
-        if x1 == x0:
-            x1 = x0 + 1
-        if y1 == y0:
-            y0, y1 = y0 - 0.5, y1 + 0.5
-        pad = (y1 - y0) * 0.05
-        y0, y1 = y0 - pad, y1 + pad
-
-        def to_px(xv: float, yv: float) -> QPointF:
-            return QPointF(plot.left() + (xv - x0) / (x1 - x0) * plot.width(),
-                           plot.bottom() - (yv - y0) / (y1 - y0) * plot.height())
-
-        p.setPen(text)
-        top_label, bottom_label = (10 ** y1, 10 ** y0) if log else (y1, y0)
-        p.drawText(QRectF(rect.left(), plot.top() - 6, left - 4, 14), Qt.AlignmentFlag.AlignRight, f"{top_label:.3g}")
-        p.drawText(QRectF(rect.left(), plot.bottom() - 8, left - 4, 14), Qt.AlignmentFlag.AlignRight,
-                   f"{bottom_label:.3g}")
-        p.drawText(QRectF(plot.left(), plot.bottom() + 2, 80, 14), Qt.AlignmentFlag.AlignLeft, f"{x0:g}")
-        p.drawText(QRectF(plot.right() - 80, plot.bottom() + 2, 80, 14), Qt.AlignmentFlag.AlignRight,
-                   f"step {x1:g}")
-        for name in names:
-            steps, values = points(name)
-            if not steps:
-                continue
-            p.setPen(QPen(self.colours[name], 1.5))
-            if len(steps) == 1:
-                pt = to_px(steps[0], values[0])
-                p.drawEllipse(pt, 2, 2)
-                continue
-            path = QPainterPath(to_px(steps[0], values[0]))
-            for s, v in zip(steps[1:], values[1:]):
-                path.lineTo(to_px(s, v))
-            p.drawPath(path)
+        weight = float(self.smoothing.value())
+        log = self.log_scale.isChecked()
+        self.losses.setLogMode(y=log)
+        for name, curve in self.curves.items():
+            steps, values = self.series[name]
+            if name in LOSS_NAMES.values():
+                ys = smooth(values, weight)
+                if log:  # log10 axis: drop what it cannot show rather than warn
+                    kept = [(s, v) for s, v in zip(steps, ys) if v > 0]
+                    curve.setData([s for s, _ in kept], [v for _, v in kept])
+                    continue
+                curve.setData(steps, ys)
+            else:
+                curve.setData(steps, values)

@@ -26,6 +26,7 @@ class Pix2PixState:
     preview = Signal(object)
     training_changed = Signal(bool)
     snapshot = Signal(object)  # a Pix2PixModel copied from the running training
+    model_loaded = Signal(object)  # a Pix2PixModel loaded from a file by a widget
 
     def __init__(self, viewer=None) -> None:
         from ._layers import DeferredLayers
@@ -35,6 +36,8 @@ class Pix2PixState:
         self.train_dataset = None    # PairedDataset used for training
         self.val_dataset = None      # held-out split or None
         self.data_config = None      # DataConfig used to pair
+        self.dataset_error: str | None = None  # why the last pairing failed (no dataset then)
+        self.loaded_model = None     # model chosen in Translate/Discriminator (defaults follow it)
         self.crop: int | None = None  # patch size chosen in the Pair widget
         self.model = None            # Pix2PixModel from the last training (in memory)
         self.model_path: str | None = None  # file of that model, when it was saved
@@ -48,7 +51,20 @@ class Pix2PixState:
     def set_dataset(self, dataset, train, val, data_config, crop: int) -> None:
         self.dataset, self.train_dataset, self.val_dataset = dataset, train, val
         self.data_config, self.crop = data_config, int(crop)
+        self.dataset_error = None
         self.dataset_changed.emit(self)
+
+    def clear_dataset(self, error: str) -> None:
+        """A failed pairing: no dataset (so Start cannot train on a stale one), and why."""
+        self.dataset = self.train_dataset = self.val_dataset = None
+        self.data_config, self.crop = None, None
+        self.dataset_error = error
+        self.dataset_changed.emit(self)
+
+    def set_loaded_model(self, model) -> None:
+        """A model file was loaded in a widget: other widgets take their defaults from it."""
+        self.loaded_model = model
+        self.model_loaded.emit(model)
 
     def set_model(self, model, path: str | None = None) -> None:
         self.model, self.model_path = model, path

@@ -1,8 +1,11 @@
 """The "Train" widget: model and optimisation settings, Start / Stop / Resume, live feedback.
 
-Training runs in a napari ``thread_worker`` (:func:`._workers.train_events`) that yields the
-engine's event stream; this widget turns events into a loss plot, a napari progress bar,
-preview layers updated in place and notifications. The GUI thread never trains.
+Every option comes from the schema (:class:`._form.OptionsForm` over ``ModelConfig`` and
+``TrainConfig``): basic ones visible, advanced ones collapsed. Training runs in a napari
+``thread_worker`` (:func:`._workers.start_training`) that imports torch, builds the trainer and
+yields the engine's event stream; this widget turns events into an in-dock progress bar, a
+loss plot, preview layers updated in place and messages. The GUI thread never trains, never
+imports torch and never builds a network.
 """
 
 from __future__ import annotations
@@ -11,43 +14,34 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
-from qtpy.QtCore import QEvent
+from magicgui.widgets import Container, FileEdit, Label, PushButton
+from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QHBoxLayout, QWidget
 
-from ..config import (DEVICE_CHOICES, DISCRIMINATOR_CHOICES, GAN_MODE_CHOICES, GENERATOR_CHOICES, NORM_CHOICES,
-                      ModelConfig, TrainConfig)
-from ..errors import Pix2PixError
-from ._common import DockWidget
-from ._layers import error_text, model_to_display, notify
+from ..config import AugmentConfig, ModelConfig, TrainConfig
+from ..errors import ConfigError, Pix2PixError
+from ._common import DockWidget, when_alive, ProgressLine, set_enabled
+from ._form import OptionsForm
+from ._layers import error_text, helper_name, is_helper, model_to_display, notify, remove_helpers
 from ._plot import LossPlot
-from ._workers import Failed, ModelReady, ModelSnapshot, Started, TrainingControl, train_events
+from ._workers import Failed, ModelReady, ModelSnapshot, Started, TrainingControl, call, start_training
 
-PREVIEW_NAMES = {"input": "pix2pix preview input", "fake": "pix2pix preview fake",
-                 "target": "pix2pix preview target"}
+PREVIEW_NAMES = {"input": helper_name("preview input"), "fake": helper_name("preview fake"),
+                 "target": helper_name("preview target")}
 # the Quality view: where the fake differs from the target on the preview patch
-QUALITY_NAMES = {"ssim": "pix2pix quality SSIM", "error": "pix2pix quality |error|"}
+QUALITY_NAMES = {"ssim": helper_name("quality SSIM"), "error": helper_name("quality |error|")}
 LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")
-PANELS = {"losses": list(LOSSES), "validation L1": ["val L1"], "validation PSNR (dB)": ["val PSNR"]}
-
-
-def _preload() -> None:
-    """Import the training stack now (the widget is opening) rather than in the worker while
-    the GUI is busy: big imports hold the GIL for long stretches."""
-    try:
-        import torch
-
-        from .. import training  # noqa: F401
-        from ..data import augment, sampling  # noqa: F401 - kornia, torch
-
-        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # first optimizer imports torch._dynamo
-        import kornia.augmentation  # noqa: F401 - imported by the augmenter on first use
-    except Exception:  # noqa: BLE001 - the error shows when training starts
-        pass
+# fields the dock fills itself: channel counts from the paired data, the patch size from Pair
+MODEL_FIXED = ("in_channels", "out_channels")
+TRAIN_FIXED = ("crop",)
+# shown outside the advanced section while the schema has no levels yet
+MODEL_BASIC = ("generator", "discriminator", "discriminator_layers")
+TRAIN_BASIC = ("steps", "batch_size", "lr", "lambda_l1", "device", "checkpoint_dir")
 
 
 def receptive_field_text(discriminator: str, layers: int) -> str:
-    """The receptive field of a discriminator built from the engine (no training needed)."""
+    """The receptive field of a discriminator built from the engine (imports torch: call it in a
+    worker)."""
     try:
         from ..models import build_discriminator, geometry
 
@@ -60,82 +54,116 @@ def receptive_field_text(discriminator: str, layers: int) -> str:
     return f"receptive field: {geo.rf} x {geo.rf} px, one score every {geo.jump} px"
 
 
-class TrainWidget(DockWidget):
-    """Generator/discriminator choice, lambda, learning rate and schedule, iterations, batch size,
-    device, checkpoint folder; :meth:`start`, :meth:`stop` and :meth:`resume`.
+def found_devices() -> str:
+    """What devices torch finds; also imports pyqtgraph for the plot (worker thread: opening
+    the dock does not wait for either import)."""
+    import pyqtgraph  # noqa: F401
 
-    Public for scripts and tests: :attr:`plot` (its ``series`` hold the curves),
-    :attr:`worker` (None when idle), :attr:`last_finished` (the engine's FinishedEvent).
+    from ..devices import describe_devices
+
+    return f"found: {describe_devices()}"
+
+
+def checkpoint_history(path: str) -> list:
+    """The training history stored in a checkpoint file (read from its header only)."""
+    import json
+
+    from ..checkpoint import read_header
+
+    _, metadata = read_header(path)
+    try:
+        return list(json.loads(metadata.get("history", "[]")) or [])
+    except ValueError:
+        return []
+
+
+class _WindowCloseFilter(QObject):
+    """Stops training when the top-level window closes (public Qt route: an event filter)."""
+
+    def __init__(self, owner):
+        super().__init__(owner)
+        self.owner = owner
+
+    def eventFilter(self, obj, event):  # noqa: N802 - Qt name
+        if event.type() == QEvent.Type.Close:
+            self.owner.shutdown()
+        return False
+
+
+class TrainWidget(DockWidget):
+    """Model and training options from the schema, checkpoint folder, :meth:`start`,
+    :meth:`stop` and :meth:`resume`.
+
+    Public for scripts and tests: :attr:`model_form` and :attr:`train_form` (widgets by field
+    name, also reachable as attributes such as ``widget.steps``), :attr:`plot` (its ``series``
+    hold the curves), :attr:`progress_line`, :attr:`worker` (None when idle),
+    :attr:`last_finished` (the engine's FinishedEvent).
     """
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
-        m, t = ModelConfig(), TrainConfig()
-        self.generator = ComboBox(label="generator", choices=GENERATOR_CHOICES, value=m.generator)
-        self.ngf = SpinBox(label="G filters (ngf)", value=m.ngf, min=1, max=512)
-        self.discriminator = ComboBox(label="discriminator", choices=DISCRIMINATOR_CHOICES, value=m.discriminator)
-        self.d_layers = SpinBox(label="D layers", value=m.discriminator_layers, min=1, max=5)
-        self.ndf = SpinBox(label="D filters (ndf)", value=m.ndf, min=1, max=512)
-        self.rf_label = Label(value="")
-        self.norm = ComboBox(label="norm", choices=NORM_CHOICES, value=m.norm)
-        self.gan_mode = ComboBox(label="GAN loss", choices=GAN_MODE_CHOICES, value=t.gan_mode)
-        self.lambda_l1 = FloatSpinBox(label="lambda (L1)", value=t.lambda_l1, min=0.0, max=1e4, step=10.0)
-        self.lr = FloatSpinBox(label="learning rate", value=t.lr, min=1e-7, max=1.0, step=1e-5)
-        self.lr.native.setDecimals(6)
-        self.decay = FloatSpinBox(label="decay fraction", value=1 - t.constant_steps / t.steps, min=0.0, max=1.0,
-                                  step=0.1, tooltip="the learning rate is constant, then decays linearly to 0 "
-                                                    "over this fraction of the iterations (paper: 0.5)")
-        self.steps = SpinBox(label="iterations", value=t.steps, min=1, max=10_000_000, step=100)
-        self.batch_size = SpinBox(label="batch size", value=t.batch_size, min=1, max=1024)
-        self.device = ComboBox(label="device", choices=DEVICE_CHOICES, value=t.device)
+        self.model_form = OptionsForm(ModelConfig, exclude=MODEL_FIXED, basic=MODEL_BASIC, title="advanced model")
+        self.train_form = OptionsForm(TrainConfig, exclude=TRAIN_FIXED, basic=TRAIN_BASIC,
+                                      title="advanced training", promote=("checkpoint_dir",))
+        self.augment_form = OptionsForm(AugmentConfig, title="augmentation", collapse_all=True)
+        self.rf_label = Label(value="receptive field: ...")
         self.devices_label = Label(value="")
-        self.preview_every = SpinBox(label="preview every", value=t.preview_every, min=1, max=100_000)
-        self.save_every = SpinBox(label="save every", value=t.checkpoint_every, min=0, max=10_000_000,
-                                  tooltip="steps between checkpoints (0: at the end only)")
-        self.folder = FileEdit(label="checkpoint folder", mode="d", value="")
-        self.resume_file = FileEdit(label="resume from", mode="r", filter="*.safetensors", value="")
-        self.form = Container(widgets=[
-            self.generator, self.ngf, self.discriminator, self.d_layers, self.ndf, self.rf_label, self.norm,
-            self.gan_mode, self.lambda_l1, self.lr, self.decay, self.steps, self.batch_size, self.device,
-            self.devices_label, self.preview_every, self.save_every, self.folder, self.resume_file])
+        self.resume_file = FileEdit(label="resume from", mode="r", filter="*.safetensors", value="",
+                                    tooltip="a checkpoint written by a previous training (weights, optimisers, "
+                                            "step and loss history)")
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop")
         self.resume_button = PushButton(text="Resume")
+        self.clean_button = PushButton(text="Remove helper layers",
+                                       tooltip="remove every 'pix2pix: ...' layer (previews, maps, boxes)")
         buttons = QWidget()
         buttons.setLayout(QHBoxLayout())
         buttons.layout().setContentsMargins(0, 0, 0, 0)
         for b in (self.start_button, self.stop_button, self.resume_button):
             buttons.layout().addWidget(b.native)
-        self.plot = LossPlot(PANELS, log_panels=("losses",))
-        self.add(self.form)
+        self.progress_line = ProgressLine("step")
+        self.plot = LossPlot()
+        self.add(self.model_form.basic)
+        self.add(self.rf_label)
+        self.add(self.train_form.basic)
+        resume = Container(widgets=[self.resume_file])  # a Container shows the label
+        resume.native.layout().setContentsMargins(0, 0, 0, 0)
+        self.add(resume)
+        self.add(self.model_form.collapsible)
+        self.add(self.train_form.collapsible)
+        self.add(self.augment_form.collapsible)
+        self.add(self.devices_label)
         self.add(buttons)
+        self.add(self.progress_line)
         self.add(self.message)
         self.add(self.plot)
+        self.add(self.clean_button)
 
         self.worker = None
         self.control: TrainingControl | None = None
         self.progress = None
         self.last_finished = None
         self.saved: list[str] = []
+        self.rf_worker = None
         self._preview_origin = None
-        self._task_id = None
         self._docked = False
-        self._launched = False
+        self._resuming = False
+        self._close_filter = _WindowCloseFilter(self)
+        self._watched_window = None
 
         self.start_button.changed.connect(lambda *_: self.start())
         self.stop_button.changed.connect(lambda *_: self.stop())
         self.resume_button.changed.connect(lambda *_: self.resume())
-        for w in (self.discriminator, self.d_layers):
-            w.changed.connect(self._update_rf)
+        self.clean_button.changed.connect(lambda *_: self.remove_helpers())
+        self.resume_file.changed.connect(self._update_buttons)
+        for name in ("discriminator", "discriminator_layers"):
+            if name in self.model_form:
+                self.model_form[name].changed.connect(self._update_rf)
         self.state.dataset_changed.connect(self._on_dataset)
         self._update_rf()
-        _preload()
-        try:
-            from ..devices import describe_devices
-
-            self.devices_label.value = f"found: {describe_devices()}"
-        except Exception as exc:  # noqa: BLE001 - informative only
-            self.devices_label.value = f"devices unknown ({exc})"
+        devices = call(found_devices)
+        devices.returned.connect(when_alive(self._on_devices))
+        self.run_in_background(devices)
         self._on_dataset(self.state)
         from qtpy.QtWidgets import QApplication
 
@@ -143,32 +171,84 @@ class TrainWidget(DockWidget):
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
 
+    def __getattr__(self, name):
+        # the option widgets by field name (widget.steps, widget.generator, ...)
+        for form in ("model_form", "train_form", "augment_form"):
+            f = self.__dict__.get(form)
+            if f is not None and name in f:
+                return f[name]
+        raise AttributeError(name)
+
     # -------------------------------------------------------------------------- settings
     def _update_rf(self, *_):
-        self.d_layers.enabled = self.discriminator.value == "patch"
-        self.rf_label.value = receptive_field_text(self.discriminator.value, int(self.d_layers.value))
+        if "discriminator_layers" in self.model_form and "discriminator" in self.model_form:
+            self.model_form["discriminator_layers"].enabled = self.model_form["discriminator"].value == "patch"
+        values = self.model_form.values()
+        self.rf_label.value = "receptive field: ..."
+        worker = call(receptive_field_text, values.get("discriminator"), int(values.get("discriminator_layers")))
+        self.rf_worker = worker
+        worker.returned.connect(when_alive(lambda text, w=worker: self._on_rf(w, text)))
+        self.run_in_background(worker)
+
+    def _on_rf(self, worker, text) -> None:
+        if worker is self.rf_worker:  # the newest request only
+            self.rf_label.value = error_text(text.error) if isinstance(text, Failed) else text
+            self.rf_worker = None
+
+    def _on_devices(self, text) -> None:
+        self.devices_label.value = error_text(text.error) if isinstance(text, Failed) else text
+        self.plot.build()
 
     def _on_dataset(self, state):
-        if state.train_dataset is not None and not self.running:
-            self.show_message(f"data: {len(state.train_dataset)} training pair(s), patch size {state.crop}"
-                              + (f", {len(state.val_dataset)} validation pair(s)" if state.val_dataset else ""))
+        if not self.running:
+            if state.train_dataset is not None:
+                self.show_message(f"data: {len(state.train_dataset)} training pair(s), patch size {state.crop}"
+                                  + (f", {len(state.val_dataset)} validation pair(s)" if state.val_dataset else ""))
+            elif state.dataset_error:
+                self.show_message(f"no paired data: {state.dataset_error}", "warning")
+        self._update_buttons()
+
+    def _update_buttons(self, *_) -> None:
+        running = self.running
+        has_data = self.state.train_dataset is not None
+        no_data = ("no paired data: pair an input and a target in the 'Pair data' widget first"
+                   + (f" (last pairing failed: {self.state.dataset_error})" if self.state.dataset_error else ""))
+        set_enabled(self.start_button, has_data and not running,
+                    "training is running: press Stop first" if running else no_data,
+                    "train a new model on the paired data")
+        set_enabled(self.stop_button, running, "nothing is training", "stop after the current step (and save)")
+        resume_path = str(self.resume_file.value or "")
+        has_file = bool(resume_path) and resume_path != "." and Path(resume_path).is_file()
+        why = ("training is running: press Stop first" if running else no_data if not has_data
+               else "choose a checkpoint file in 'resume from'")
+        set_enabled(self.resume_button, has_data and not running and has_file, why,
+                    "continue the training stored in 'resume from'")
+        self.model_form.enabled = self.train_form.enabled = self.augment_form.enabled = not running
+        self.resume_file.enabled = not running
 
     def configs(self) -> tuple[ModelConfig, TrainConfig]:
         """The engine configurations for the current settings and the paired data."""
         ds, val = self.state.train_dataset, self.state.val_dataset
-        steps = int(self.steps.value)
-        model = ModelConfig(generator=self.generator.value, in_channels=ds.in_channels, out_channels=ds.out_channels,
-                            ngf=int(self.ngf.value), ndf=int(self.ndf.value), norm=self.norm.value,
-                            discriminator=self.discriminator.value, discriminator_layers=int(self.d_layers.value))
-        every = int(self.preview_every.value)
-        folder = str(self.folder.value) if self.folder.value and str(self.folder.value) not in ("", ".") else None
-        train = TrainConfig(steps=steps, decay_steps=int(round(float(self.decay.value) * steps)),
-                            batch_size=int(self.batch_size.value), crop=int(self.state.crop), lr=float(self.lr.value),
-                            lambda_l1=float(self.lambda_l1.value), gan_mode=self.gan_mode.value,
-                            device=self.device.value, log_every=1, preview_every=every,
-                            validate_every=every if val is not None and len(val) else 0,
-                            checkpoint_every=int(self.save_every.value) if folder else 0, checkpoint_dir=folder)
+        model = self.model_form.build(in_channels=ds.in_channels, out_channels=ds.out_channels)
+        values = self.train_form.values()
+        fixed = {"crop": int(self.state.crop), "augment": self.augment_form.build()}
+        if "log_every" not in self.train_form:
+            fixed["log_every"] = 1  # every step in the history, so a resumed plot is complete
+        if not values.get("validate_every") and val is not None and len(val):
+            fixed["validate_every"] = values.get("preview_every") or 1  # validation on when there is a split
+        train = self.train_form.cls(**{**values, **fixed})
         return model, train
+
+    def checkpoint_folder(self) -> str:
+        """The chosen checkpoint folder; refuses an empty or missing one (never the working
+        directory by accident)."""
+        value = self.train_form.values().get("checkpoint_dir")
+        if not value:
+            raise ConfigError("no checkpoint folder is chosen, so the model would not be saved anywhere you chose.",
+                              "choose a folder in 'checkpoint dir' (it keeps model.safetensors and the checkpoints).")
+        if not Path(value).is_dir():
+            raise ConfigError(f"checkpoint folder {value} does not exist.", "create it, or choose an existing folder.")
+        return value
 
     @property
     def running(self) -> bool:
@@ -179,21 +259,23 @@ class TrainWidget(DockWidget):
         """Start training in a worker; False (with a message) when it cannot start."""
         if self.running:
             self.show_message("training is already running. Fix: press Stop first, or wait for it to finish.",
-                              "warning", notify_user=True)
+                              "warning")
             return False
         if self.state.train_dataset is None:
-            self.show_message("no paired data yet. Fix: pair an input and a target in the 'Pair data' widget "
-                              "first.", "error")
+            why = f" (the last pairing failed: {self.state.dataset_error})" if self.state.dataset_error else ""
+            self.show_message(f"no paired data yet{why}. Fix: pair an input and a target in the 'Pair data' "
+                              "widget first.", "error")
             return False
         try:
+            folder = self.checkpoint_folder()
             model_config, train_config = self.configs()
         except Pix2PixError as exc:
             self.show_error(exc)
             return False
-        out = Path(train_config.checkpoint_dir) / "model.safetensors" if train_config.checkpoint_dir else None
+        out = Path(folder) / "model.safetensors"
         state = self.state
 
-        def make_trainer():  # runs in the worker thread (imports torch there on first use)
+        def make_trainer():  # runs in the worker thread (imports torch there)
             from ..training import Trainer
 
             return Trainer(model_config, train_config, state.train_dataset, val_dataset=state.val_dataset,
@@ -201,32 +283,29 @@ class TrainWidget(DockWidget):
 
         self.control = control = TrainingControl()
         self.last_finished = None
-        self.plot.clear()
-        self._register_task()
-        self.worker = train_events(make_trainer, control)
-        self.worker.yielded.connect(self._on_event)
-        self.worker.finished.connect(self._on_worker_finished)
-        self._launched = False
+        self._resuming = bool(resume)
+        if not resume:
+            self.plot.clear()
+        self._model_config, self._crop = model_config, train_config.crop
+        self.worker = start_training(make_trainer, control)
+        self._slots = (when_alive(self._on_event), when_alive(self._on_worker_finished))
+        self.worker.yielded.connect(self._slots[0])
+        self.worker.errored.connect(when_alive(lambda exc: self.show_error(exc, notify_user=False)))  # notified
+        self.worker.finished.connect(self._slots[1])
         from napari.utils import progress
 
         self.progress = progress(total=train_config.steps, desc="pix2pix training")
-        self._set_running(True)
+        self.progress_line.start(train_config.steps)
+        self._update_buttons()
         self.show_message("resuming..." if resume else "starting...")
-        # Preview (and followed map) layers are created before the worker runs: adding a layer
-        # is slow, updating one in place is fast, so the GUI stays responsive while training.
-        self._prepare_previews(model_config, train_config.crop)
         self.state.control = control
         self.state.set_training(True)
-        self.state.layers.when_idle(self._launch)
+        self._watch_window()
+        self.worker.start()
         return True
 
-    def _launch(self) -> None:
-        if self.worker is not None and not self._launched:
-            self._launched = True
-            self.worker.start()
-
     def resume(self) -> bool:
-        """Start from the checkpoint file in 'resume from' (weights, optimisers, step)."""
+        """Start from the checkpoint file in 'resume from' (weights, optimisers, step, history)."""
         path = str(self.resume_file.value or "")
         if not path or path == "." or not Path(path).is_file():
             self.show_message(f"no checkpoint file to resume from ({path or 'none chosen'}). Fix: choose a "
@@ -235,13 +314,18 @@ class TrainWidget(DockWidget):
         return self.start(resume=path)
 
     def stop(self) -> bool:
-        """Ask the running training to stop after the current step (it saves when a folder is set)."""
+        """Ask the running training to stop after the current step (and save)."""
         if not self.running:
-            self.show_message("nothing to stop: no training is running.", "warning", notify_user=True)
+            self.show_message("nothing to stop: no training is running.", "warning")
             return False
         self.control.stop()
         self.show_message("stopping after the current step...")
         return True
+
+    def remove_helpers(self) -> int:
+        n = remove_helpers(self.viewer)
+        self.show_message(f"removed {n} helper layer(s).")
+        return n
 
     def shutdown(self, timeout: float = 60.0) -> bool:
         """Stop training and wait for the worker (closing the widget or the viewer). True when
@@ -249,17 +333,16 @@ class TrainWidget(DockWidget):
         if not self.running:
             return True
         worker, control = self.worker, self.control
-        for signal, slot in ((worker.yielded, self._on_event), (worker.finished, self._on_worker_finished)):
+        for signal, slot in zip((worker.yielded, worker.finished), self._slots):
             try:
                 signal.disconnect(slot)
             except (TypeError, RuntimeError):
                 pass
-        control.stop()
-        ended = control.wait(timeout) if self._launched else True
+        worker.quit()  # TrainingWorker.quit: stop after the current step and save
+        ended = control.wait(timeout)
         self._finish_progress()
         self.worker = None
         self.state.set_training(False)
-        self._update_task(done=True)
         return ended
 
     # ----------------------------------------------------------------------------- events
@@ -269,30 +352,27 @@ class TrainWidget(DockWidget):
         if isinstance(event, StepEvent):
             if "skipped" in event.losses:
                 return
-            for name in LOSSES:
-                self.plot.add(name, event.step, event.losses.get(name))
+            if getattr(event, "fresh", True):  # between two loss readouts the values repeat
+                self.plot.add_losses(event.step, event.losses)
             if self.progress is not None:
                 self.progress.update(max(event.step - self.progress.n, 0))
+            self.progress_line.update(event.step, event.total)
             losses = "  ".join(f"{k} {event.losses[k]:.3f}" for k in LOSSES if k in event.losses)
             self.show_message(f"step {event.step}/{event.total}  {losses}  lr {event.lr:.2e}")
         elif isinstance(event, PreviewEvent):
             self._show_preview(event)
         elif isinstance(event, ValidationEvent):
-            self.plot.add("val L1", event.step, event.metrics.get("L1"))
-            self.plot.add("val PSNR", event.step, event.metrics.get("PSNR"))
+            self.plot.add_validation(event.step, event.metrics)
         elif isinstance(event, SavedEvent):
             self.saved.append(event.path)
-            notify(f"pix2pix: saved step {event.step} to {event.path}")
         elif isinstance(event, FinishedEvent):
             self.last_finished = event
             how = "stopped" if event.stopped else "finished"
-            where = f", saved to {event.path}" if event.path else " (not saved: choose a checkpoint folder to keep it)"
-            text = f"training {how} at step {event.step} after {event.seconds:.1f} s{where}."
-            self.show_message(text, notify_user=True)
+            where = f", saved to {event.path}" if event.path else ""
+            self.show_message(f"training {how} at step {event.step} after {event.seconds:.1f} s{where}.",
+                              notify_user=True)
         elif isinstance(event, Started):
-            self.state.geometry = event.geometry
-            if self.progress is not None and event.step:
-                self.progress.update(event.step)
+            self._on_started(event)
         elif isinstance(event, ModelReady):
             self.state.set_model(event.model, event.path)
         elif isinstance(event, ModelSnapshot):
@@ -300,14 +380,25 @@ class TrainWidget(DockWidget):
         elif isinstance(event, Failed):
             self.show_error(event.error)
 
-    def _prepare_previews(self, model_config: ModelConfig, crop: int) -> None:
-        """Place the preview layers below the data and queue them (blank) with the receptive-field
-        geometry of the discriminator, so followers can lay out their layers too."""
-        from ..models import build_discriminator, geometry
+    def _on_started(self, event: Started) -> None:
+        """The trainer exists (built in the worker): show its history (Resume), queue the preview
+        layers, and let the worker train once they exist."""
+        self.state.geometry = event.geometry
+        self.plot.build()
+        if self.progress is not None and event.step:
+            self.progress.update(event.step)
+        self.progress_line.start(event.total, event.step)
+        if self._resuming:
+            self.plot.load_history(event.history)
+        self._prepare_previews(self._model_config, self._crop)
+        self.state.layers.when_idle(self.control.ready.set)
 
-        self.state.geometry = geometry(build_discriminator(model_config, init=False))
+    def _prepare_previews(self, model_config: ModelConfig, crop: int) -> None:
+        """Place the preview layers below the data and queue them (blank), so followers
+        (Discriminator) can lay out their layers too. Adding a layer is slow, updating one in
+        place is fast: they exist before the first step."""
         gap = max(crop // 8, 4)
-        others = [ly for ly in self.viewer.layers if not ly.name.startswith("pix2pix ")]
+        others = [ly for ly in self.viewer.layers if not is_helper(ly)]
         bottom = max((float(ly.extent.world[1][-2]) for ly in others), default=0.0)
         self._preview_origin = (bottom + gap, 0.0, crop + gap)
         self.state.preview_layers = dict(PREVIEW_NAMES)
@@ -317,6 +408,7 @@ class TrainWidget(DockWidget):
                     "target": model_config.out_channels}
         self._put_previews({role: np.zeros((c, crop, crop), np.float32) for role, c in channels.items()})
         self._put_quality(np.ones((crop, crop), np.float32), np.zeros((crop, crop), np.float32))
+        self.state.set_training(True)  # followers lay out their preview layers now (geometry is known)
 
     def _put_previews(self, images: dict) -> None:
         y0, x0, step = self._preview_origin
@@ -346,11 +438,11 @@ class TrainWidget(DockWidget):
     def _on_worker_finished(self) -> None:
         self._finish_progress()
         self.worker = None
-        self._set_running(False)
         self.state.set_training(False)
-        self._update_task(done=True)
+        self._update_buttons()
 
     def _finish_progress(self) -> None:
+        self.progress_line.finish()
         if self.progress is not None:
             try:
                 self.progress.close()
@@ -358,40 +450,15 @@ class TrainWidget(DockWidget):
                 pass
             self.progress = None
 
-    def _set_running(self, running: bool) -> None:
-        self.start_button.enabled = True  # pressing again gives a message, never a second run
-        self.resume_button.enabled = not running
-        self.form.enabled = not running
-
     # --------------------------------------------------------------- closing with the viewer
-    def _register_task(self) -> None:
-        """Tell napari's window a task runs, so closing the viewer stops (and saves) it first."""
-        try:
-            import warnings
+    def _watch_window(self) -> None:
+        import weakref
 
-            from napari.utils.task_status import Status
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # private napari API, used with care
-                self._task_id = self.viewer.window._register_task_status(
-                    "napari-pix2pix", Status.BUSY, "Pix2Pix training", cancel_callback=self.shutdown)
-        except Exception:  # noqa: BLE001 - without it, closeEvent and aboutToQuit still stop training
-            self._task_id = None
-
-    def _update_task(self, done: bool) -> None:
-        if self._task_id is None:
-            return
-        try:
-            import warnings
-
-            from napari.utils.task_status import Status
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                self.viewer.window._update_task_status(self._task_id, Status.COMPLETED, "Pix2Pix training ended")
-        except Exception:  # noqa: BLE001
-            pass
-        self._task_id = None
+        window = self.window()
+        watched = self._watched_window() if self._watched_window is not None else None
+        if window is not None and window is not self and window is not watched:
+            window.installEventFilter(self._close_filter)
+            self._watched_window = weakref.ref(window)  # never keep the viewer's window alive
 
     def closeEvent(self, event):  # noqa: N802 - Qt name
         self.shutdown()
@@ -405,4 +472,3 @@ class TrainWidget(DockWidget):
             elif self._docked and self.running:
                 self.shutdown()
         return super().event(event)
-

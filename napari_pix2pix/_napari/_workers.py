@@ -9,12 +9,22 @@ napari does not pop up a traceback; anything else is a bug and is raised as usua
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from napari.qt.threading import thread_worker
+from napari.qt.threading import GeneratorWorker, thread_worker
 
 from ..errors import Pix2PixError
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def import_torch() -> None:
+    """Import torch once, in a worker thread (two threads importing it at once break its
+    operator registry); a no-op after the first call."""
+    with _IMPORT_LOCK:
+        import torch  # noqa: F401
 
 
 @dataclass
@@ -26,11 +36,13 @@ class Failed:
 
 @dataclass
 class Started:
-    """The trainer exists: its discriminator geometry, total and starting step."""
+    """The trainer exists: its discriminator geometry, total and starting step, and the history
+    it carries (a resumed checkpoint's losses and validation metrics)."""
 
     geometry: Any
     total: int
     step: int
+    history: list = field(default_factory=list)
 
 
 @dataclass
@@ -52,12 +64,14 @@ class ModelSnapshot:
 class TrainingControl:
     """Thread-safe handle on a running training: :meth:`stop` asks the engine to end after the
     current step (and save); :meth:`request_snapshot` asks for a :class:`ModelSnapshot` after the
-    current step; :attr:`done` is set once the worker's generator has returned."""
+    current step; :attr:`ready` is set by the GUI once the preview layers exist (training waits
+    for it after :class:`Started`); :attr:`done` is set once the worker's generator has returned."""
 
     def __init__(self) -> None:
         self.trainer = None
         self.stop_requested = False
         self.snapshot_requested = False
+        self.ready = threading.Event()
         self.done = threading.Event()
 
     def request_snapshot(self) -> None:
@@ -65,19 +79,40 @@ class TrainingControl:
 
     def stop(self) -> None:
         self.stop_requested = True
+        self.ready.set()
         trainer = self.trainer
         if trainer is not None:
             trainer.stop()
+
+    def wait_ready(self) -> None:
+        while not self.ready.wait(0.05):
+            pass
 
     def wait(self, timeout: float) -> bool:
         return self.done.wait(timeout)
 
 
-@thread_worker
+class TrainingWorker(GeneratorWorker):
+    """The training worker: :meth:`quit` (napari's activity panel, closing the window) asks the
+    training to stop after the current step and save, rather than dropping the generator."""
+
+    control: TrainingControl | None = None
+
+    def quit(self) -> None:
+        if self.control is not None:
+            self.control.stop()
+        else:
+            super().quit()
+
+
+@thread_worker(worker_class=TrainingWorker)
 def train_events(make_trainer: Callable[[], Any], control: TrainingControl):
-    """Build the trainer (``make_trainer()``), then yield :class:`Started`, every engine event
-    of ``trainer.events()`` and finally :class:`ModelReady` (or :class:`Failed`)."""
+    """Build the trainer (``make_trainer()``: torch is imported here, off the GUI thread), yield
+    :class:`Started`, wait until the GUI has its preview layers (``control.ready``), then yield
+    every engine event of ``trainer.events()`` and finally :class:`ModelReady` (or
+    :class:`Failed`)."""
     try:
+        import_torch()
         try:
             trainer = make_trainer()
         except Pix2PixError as exc:
@@ -87,7 +122,8 @@ def train_events(make_trainer: Callable[[], Any], control: TrainingControl):
         control.trainer = trainer
         if control.stop_requested:
             trainer.stop()
-        yield Started(trainer.geometry, trainer.total_steps, trainer.step)
+        yield Started(trainer.geometry, trainer.total_steps, trainer.step, list(getattr(trainer, "history", [])))
+        control.wait_ready()
         path = None
         try:
             for event in trainer.events():
@@ -111,11 +147,19 @@ def _model_of(trainer, final: bool = False):
     return Pix2PixModel.from_checkpoint(trainer.model_checkpoint() if final else trainer.checkpoint())
 
 
+def start_training(make_trainer: Callable[[], Any], control: TrainingControl) -> TrainingWorker:
+    """A (not yet started) :class:`TrainingWorker` whose ``quit`` stops ``control``."""
+    worker = train_events(make_trainer, control)
+    worker.control = control
+    return worker
+
+
 @thread_worker
 def call(function: Callable, *args, **kwargs):
     """Run ``function(*args, **kwargs)`` in a thread; a :class:`Pix2PixError` is returned as
-    :class:`Failed`."""
+    :class:`Failed`. torch is imported first (once, under a lock)."""
     try:
+        import_torch()
         return function(*args, **kwargs)
     except Pix2PixError as exc:
         return Failed(exc)

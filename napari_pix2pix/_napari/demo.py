@@ -16,7 +16,7 @@ WIDGETS = ("Pair data", "Train", "Discriminator", "Translate")
 # Small but sensible: learns something visible on a laptop CPU in a few minutes.
 DEMO_SETTINGS = {
     "crop": 64, "validation": 0.1,
-    "generator": "unet_64", "ngf": 16, "ndf": 16, "d_layers": 3,
+    "generator": "unet_64", "ngf": 16, "ndf": 16, "discriminator_layers": 3,
     "steps": 500, "batch_size": 4, "preview_every": 25,
 }
 
@@ -51,8 +51,12 @@ def prefill(widgets: dict, dataset_name: str = "nuclei-2d", settings: dict | Non
         pair.crop.value = s["crop"]
         pair.validation.value = s["validation"]
     if train is not None:
-        for key in ("generator", "ngf", "ndf", "d_layers", "steps", "batch_size", "preview_every"):
+        for key in ("generator", "ngf", "ndf", "discriminator_layers", "steps", "batch_size", "preview_every"):
             getattr(train, key).value = s[key]
+        if not train.train_form.values().get("checkpoint_dir"):
+            import tempfile
+
+            train.checkpoint_dir.value = s.get("checkpoint_dir") or tempfile.mkdtemp(prefix="napari-pix2pix-demo-")
     for key in ("Translate", "Discriminator"):
         widget = widgets.get(key)
         if widget is not None and a_name:

@@ -22,9 +22,11 @@ import napari.types
 import numpy as np
 
 from .. import __version__
-from ..config import DEVICE_CHOICES, TEST_MODE_CHOICES, TileConfig
+from ..config import TileConfig
 from ..errors import InputError, ModelFileError
-from ._layers import box_rectangle, channel_axis, current_plane, layer_array, map_placement, spatial, symmetric_limits
+from ._form import magicgui_options
+from ._layers import (box_rectangle, channel_axis, current_plane, helper_name, layer_array, map_placement, spatial,
+                      symmetric_limits, unique_name)
 
 MAP_COLORMAP = "PiYG"  # diverging: pink = judged fake (logit < 0), green = judged real (> 0)
 
@@ -34,6 +36,54 @@ _MODELS_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------- models
+def file_key(path) -> tuple | None:
+    """``(resolved path, size, mtime_ns)`` of a file (None when it is missing): what tells that a
+    model file changed on disk."""
+    try:
+        p = Path(path).expanduser()
+        stat = p.stat()
+    except (OSError, TypeError):
+        return None
+    return str(p.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def layer_channels(layer) -> int:
+    """Channels the engine sees in ``layer``: the colour channels of an RGB layer, else 1."""
+    if getattr(layer, "rgb", False):
+        return int(np.shape(layer.data[0] if getattr(layer, "multiscale", False) else layer.data)[-1])
+    return 1
+
+
+def model_accepts(model, layer) -> bool:
+    """Whether ``model`` can take ``layer`` as its input: a Labels layer when the model's source
+    is labels, otherwise an image with the model's number of input channels."""
+    kind = layer.__class__.__name__
+    if model.is_labels("a"):
+        return kind == "Labels"
+    return kind == "Image" and layer_channels(layer) == int(model.config.in_channels)
+
+
+def model_defaults(model) -> dict:
+    """Inference settings a model file stores (``tile``, ``overlap``, ``mode``), when it does,
+    plus a tile no smaller than the patches it was trained on."""
+    import json
+
+    meta = getattr(model.checkpoint, "metadata", None) or {}
+    out = {}
+    try:
+        stored = json.loads(meta.get("inference") or "{}")
+    except ValueError:
+        stored = {}
+    for key in ("tile", "overlap", "mode"):
+        if key in stored:
+            out[key] = stored[key]
+    training = getattr(model.checkpoint, "training", None)
+    crop = getattr(training, "crop", None)
+    if "tile" not in out and crop and _DEFAULT_TILE.tile and crop > _DEFAULT_TILE.tile:
+        out["tile"] = int(crop)
+    return out
+
+
 def load_model(path, device: str = "auto"):
     """Load a model file with :meth:`Pix2PixModel.load`, cached by path, size, mtime and device
     (the last three models stay in memory)."""
@@ -112,7 +162,7 @@ def translate_layer_data(layer, model, *, model_path=None, tile: int = _DEFAULT_
     labels = bool(model.is_labels("b")) and out.dtype.kind in "biu" and out.ndim == image.ndim - (
         1 if channel_axis(layer) is not None else 0)
     meta = {
-        "name": f"{layer.name} -> {stem}",
+        "name": f"{layer.name} [{stem}]",
         "scale": tuple(layer.scale),
         "translate": tuple(layer.translate),
         **_layer_extras(layer),
@@ -132,33 +182,51 @@ def translate_layer_data(layer, model, *, model_path=None, tile: int = _DEFAULT_
     return out, meta, "labels" if labels else "image"
 
 
+def _input_layers(widget=None) -> list:
+    """Choices of the function widgets' input: image and labels layers, helper layers left out
+    (a label -> image model takes a Labels layer)."""
+    import napari
+
+    from ._layers import image_layers, is_helper
+
+    viewer = napari.current_viewer()
+    return [(ly.name, ly) for ly in image_layers(viewer) if not is_helper(ly)] if viewer is not None else []
+
+
+InputLayer = Annotated[napari.layers.Layer, {"choices": _input_layers}]
+
+
 def translate_layer(
-    image: napari.layers.Image,
+    image: InputLayer,
     model_path: Annotated[Path, {"filter": "*.safetensors"}] = Path(),
-    tile: Annotated[int, {"min": 0, "max": 8192, "step": 32}] = _DEFAULT_TILE.tile,
-    overlap: Annotated[int, {"min": 0, "max": 4096}] = _DEFAULT_TILE.overlap,
-    mode: Annotated[str, {"choices": list(TEST_MODE_CHOICES)}] = _DEFAULT_TILE.mode,
-    device: Annotated[str, {"choices": list(DEVICE_CHOICES)}] = _DEFAULT_TILE.device,
+    tile: Annotated[int, magicgui_options(TileConfig, "tile")] = _DEFAULT_TILE.tile,
+    overlap: Annotated[int, magicgui_options(TileConfig, "overlap")] = _DEFAULT_TILE.overlap,
+    mode: Annotated[str, magicgui_options(TileConfig, "mode")] = _DEFAULT_TILE.mode,
+    device: Annotated[str, magicgui_options(TileConfig, "device")] = _DEFAULT_TILE.device,
 ) -> napari.types.LayerDataTuple:
-    """Translate an image layer with a Pix2Pix model file; napari adds the result as a new layer.
+    """Translate an image (or labels) layer with a Pix2Pix model file; napari adds the result as
+    a new layer with a unique name (``nuclei [model]``, then ``nuclei [model] 2``).
 
     ``tile``/``overlap``: tile side and shared border in pixels (0: whole image at once).
     ``mode``: ``eval`` (deterministic) or ``train`` (the paper's test-time dropout/batch stats).
     """
+    import napari
+
     model = load_model(model_path, device)
-    data = translate_layer_data(image, model, model_path=model_path, tile=tile, overlap=overlap, mode=mode,
-                                device=device)
-    _record_workflow(image, data, model_path, tile, overlap, mode)
-    return data
+    data, meta, kind = translate_layer_data(image, model, model_path=model_path, tile=tile, overlap=overlap,
+                                            mode=mode, device=device)
+    meta = {**meta, "name": unique_name(napari.current_viewer(), meta["name"])}
+    _record_workflow(image, (data, meta, kind), model_path, tile, overlap, mode)
+    return data, meta, kind
 
 
 def quality_maps_layer(
-    image: napari.layers.Image,
-    target: napari.layers.Image,
+    image: InputLayer,
+    target: InputLayer,
     model_path: Annotated[Path, {"filter": "*.safetensors"}] = Path(),
-    tile: Annotated[int, {"min": 0, "max": 8192, "step": 32}] = _DEFAULT_TILE.tile,
-    overlap: Annotated[int, {"min": 0, "max": 4096}] = _DEFAULT_TILE.overlap,
-    mode: Annotated[str, {"choices": list(TEST_MODE_CHOICES)}] = _DEFAULT_TILE.mode,
+    tile: Annotated[int, magicgui_options(TileConfig, "tile")] = _DEFAULT_TILE.tile,
+    overlap: Annotated[int, magicgui_options(TileConfig, "overlap")] = _DEFAULT_TILE.overlap,
+    mode: Annotated[str, magicgui_options(TileConfig, "mode")] = _DEFAULT_TILE.mode,
 ) -> list[napari.types.LayerDataTuple]:
     """The Quality view: SSIM map and absolute-error map of the model's translation of ``image``
     against ``target`` (same size), as layers placed over ``image``."""
@@ -253,10 +321,10 @@ def maps_layer_data(real, fake, source_layer, target_layer=None, *, model=None, 
     name = getattr(source_layer, "name", "image")
     layers = []
     if real is not None:
-        layers.append(map_layer_data(real, source_layer, name=f"{name} D real{suffix}", limits=limits,
+        layers.append(map_layer_data(real, source_layer, name=helper_name(f"{name} D real{suffix}"), limits=limits,
                                      extra_meta={**extra, "pair": "real",
                                                  "target_layer": getattr(target_layer, "name", None)}))
-    layers.append(map_layer_data(fake, source_layer, name=f"{name} D fake{suffix}", limits=limits,
+    layers.append(map_layer_data(fake, source_layer, name=helper_name(f"{name} D fake{suffix}"), limits=limits,
                                  extra_meta={**extra, "pair": "fake"}))
     return layers
 
@@ -281,10 +349,10 @@ def preview_maps(event, geometry):
 
 
 def discriminator_map_layer(
-    image: napari.layers.Image,
+    image: InputLayer,
     target: napari.layers.Image | None = None,
     model_path: Annotated[Path, {"filter": "*.safetensors"}] = Path(),
-    mode: Annotated[str, {"choices": list(TEST_MODE_CHOICES)}] = _DEFAULT_TILE.mode,
+    mode: Annotated[str, magicgui_options(TileConfig, "mode")] = _DEFAULT_TILE.mode,
 ) -> list[napari.types.LayerDataTuple]:
     """PatchGAN maps of the model's discriminator over ``image``: for the real pair (with
     ``target``) and for the fake pair (with the generator's output), as diverging-colormap
@@ -306,5 +374,5 @@ def receptive_field_rectangle(dmap, layer, position) -> np.ndarray | None:
     return box_rectangle(dmap.cell_box(*cell), layer)
 
 
-__all__ = ["translate_layer", "discriminator_map_layer", "translate_layer_data", "discriminator_map_data",
+__all__ = ["translate_layer", "quality_maps_layer", "model_accepts", "model_defaults", "file_key", "discriminator_map_layer", "translate_layer_data", "discriminator_map_data",
            "map_layer_data", "load_model", "model_summary", "receptive_field_rectangle", "spatial"]
