@@ -367,7 +367,7 @@ def _nodes(kind, name, files, node_classes):
 
     if kind == "image":
         make, channels, _ = NODE_IMAGES[name]
-        image, _mask = node_classes["Pix2PixTranslate"]().translate(load(f"model{channels}.safetensors"), make(),
+        image, *_maps = node_classes["Pix2PixTranslate"]().translate(load(f"model{channels}.safetensors"), make(),
                                                                     tile=64, overlap=8, mode="eval")
         return tuple(image.shape)
     pair = node_classes["Pix2PixPairImages"]().pair

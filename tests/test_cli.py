@@ -118,7 +118,7 @@ def test_validate_every_without_validation_is_refused(files, tmp_path, capsys):
     d, _ = files
     with pytest.raises(SystemExit) as exc:
         main(["train", "--source", str(d / "mask.tif"), "--target", str(d / "image.tif"), "--out",
-              str(tmp_path / "m.safetensors"), "--validate-every", "5"])
+              str(tmp_path / "m.safetensors"), "--validation", "0", "--validate-every", "5"])
     assert exc.value.code == 2 and "--validation" in capsys.readouterr().err
 
 

@@ -32,9 +32,9 @@ def setup():
 def test_one_block_per_slice_is_exactly_the_in_memory_result(setup):
     model, image = setup
     stack = np.stack([image, image[::-1]])
-    lazy = translate_dask(model, da.from_array(stack, chunks=(1, 64, 64)), TileConfig(tile=0))
+    lazy = translate_dask(model, da.from_array(stack, chunks=(1, 64, 64)), TileConfig(tile=0, batch_size=1))
     assert lazy.shape == stack.shape and lazy.dtype == stack.dtype
-    expect = translate(model, stack, config=TileConfig(tile=0))
+    expect = translate(model, stack, config=TileConfig(tile=0, batch_size=1))  # one slice per batch, as each block
     np.testing.assert_array_equal(lazy.compute(scheduler="threads"), expect)
 
 

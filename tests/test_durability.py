@@ -84,7 +84,8 @@ def _pair_files(folder: Path) -> tuple[Path, Path]:
 def _train_args(a: Path, b: Path, out: Path, ckdir: Path) -> list[str]:
     return ["train", "--source", str(a), "--target", str(b), "--out", str(out), "--steps", "100000",
             "--checkpoint-every", "5", "--checkpoint-dir", str(ckdir), "--generator", "unet_32", "--ngf", "8",
-            "--ndf", "8", "--crop", "32", "--discriminator-layers", "2", "--quiet"]
+            "--ndf", "8", "--crop", "32", "--discriminator-layers", "2", "--quiet",
+            "--validation", "0"]  # resumed below on the whole pair: train on the whole pair here too
 
 
 def _start(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:

@@ -93,3 +93,24 @@ def test_napari_export_runs_in_a_worker(qtbot, tiny_model_file, tmp_path):
     start_export(dock, str(tiny_model_file), tmp_path / "a-file" / "m.onnx", "onnx", on_done=done.append)
     qtbot.waitUntil(lambda: bool(done), timeout=120_000)
     assert dock.errors and "Fix:" in dock.errors[-1]
+
+
+@pytest.mark.gui
+def test_translate_dock_export_button_writes_onnx(make_napari_viewer, qtbot, tiny_model_file, tmp_path,
+                                                  monkeypatch):
+    """A user loads a model in the Translate dock, clicks "Export model…" and picks a .onnx name."""
+    pytest.importorskip("onnxruntime")
+    from napari_pix2pix._napari import _export
+    from test_napari_widgets import PLUGIN, wait_idle
+
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Translate")
+    widget.model_path.value = str(tiny_model_file)
+    wait_idle(qtbot, widget)
+    out = tmp_path / "exported.onnx"
+    monkeypatch.setattr(_export, "ask_export_path", lambda parent, start: (out, "onnx"))
+    widget.export_button.clicked.emit()
+    qtbot.waitUntil(lambda: out.exists() and "exported" in widget.message.text(), timeout=120_000)
+    import onnx
+
+    assert onnx.load(str(out)).graph.input[0].name

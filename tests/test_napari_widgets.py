@@ -550,7 +550,7 @@ def test_models_cross_between_graph_nodes_and_napari(make_napari_viewer, qtbot, 
     rng = np.random.default_rng(0)
     a = torch.from_numpy(rng.random((2, 32, 32, 3), dtype=np.float32))
     dataset, _ = _run_node(nodes["Pix2PixPairImages"], images_a=a, images_b=1 - a)
-    model, _curve = _run_node(nodes["Pix2PixTrain"], dataset=dataset, steps=2, generator="unet_32", ngf=8, ndf=8,
+    model, _curve, *_ = _run_node(nodes["Pix2PixTrain"], dataset=dataset, steps=2, generator="unet_32", ngf=8, ndf=8,
                               discriminator_layers=2, crop=32, batch_size=2, device="cpu")
     (saved,) = _run_node(nodes["Pix2PixSaveModel"], model=model, name="from_nodes")
     viewer = make_napari_viewer()

@@ -91,7 +91,10 @@ def test_discriminator_map_matches_reference(imported):
     b = torch.from_numpy(np.load(REF / "patchgan70-batch" / "output_eval.npy"))
     with torch.no_grad():
         d = model.discriminator(torch.cat([a, b], 1))
-    assert _max_diff(d, np.load(REF / "patchgan70-batch" / "d_map_eval.npy")) <= TOL
+    # the map's logits reach ~30: allow the last float32 bits that CPU kernels (AVX2 vs AVX-512)
+    # round differently; 4e-5 was measured on an AMD EPYC against fixtures made on another CPU
+    expected = np.load(REF / "patchgan70-batch" / "d_map_eval.npy")
+    assert _max_diff(d, expected) <= TOL * max(1.0, float(np.abs(expected).max()) / 4)
 
 
 @needs_ref

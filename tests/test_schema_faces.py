@@ -225,17 +225,8 @@ def test_nodes_options_match_the_schema():
     assert not missing, missing
 
 
-@pytest.mark.gui
-def test_napari_options_match_the_schema():
-    form = pytest.importorskip("napari_pix2pix._napari._form",
-                               reason="TODO(lead): napari face not yet generated from the schema "
-                                      "(_napari/_form.py lands with the napari branch)")
-    # TODO(lead): read each OptionsForm's widgets into {name: Exposed(value, choices, (min, max))}
-    # and call compare_with_schema(exposed, CLASSES, "napari").
-    assert hasattr(form, "napari_options")
-    for cls in CLASSES:
-        for opt in form.napari_options(cls):
-            assert "napari" in opt.faces or not options_of(cls)
+# The napari face is walked by tests/test_napari_ux.py::test_napari_docks_match_the_schema (it
+# needs a viewer): every option widget of the four docks against compare_with_schema above.
 
 
 def test_drift_is_reported():

@@ -130,7 +130,7 @@ def test_crafted_pth_runs_no_code(tmp_path, legacy):
 
 
 def test_truncated_and_foreign_pth(tmp_path):
-    config = ModelConfig(generator="unet_32", ngf=4, norm="instance")
+    config = ModelConfig(generator="unet_32", ngf=4, norm="instance", upsample="transposed")  # as the reference
     state = {generator_key_map(config)[k]: v for k, v in build_generator(config).state_dict().items()}
     torch.save(state, tmp_path / "G.pth")
     data = (tmp_path / "G.pth").read_bytes()

@@ -65,8 +65,10 @@ def test_tiles_are_seeded_by_position_without_seams(model):
     x = image(128, 160)
     one = translate_samples(model, x, config=TileConfig(tile=64, overlap=16, batch_size=1), samples=6, seed=1)
     many = translate_samples(model, x, config=TileConfig(tile=64, overlap=16, batch_size=16), samples=6, seed=1)
-    np.testing.assert_array_equal(one.uncertainty, many.uncertainty)  # batch order does not matter
-    np.testing.assert_array_equal(one.output, many.output)
+    # batch order does not matter: the same random draws per tile (a different batch size changes
+    # only the last float bits of the convolutions; different draws would differ by ~the std itself)
+    np.testing.assert_allclose(one.uncertainty, many.uncertainty, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(one.output, many.output, rtol=1e-4, atol=1e-6)
     # no bands where tiles overlap: the std there is at the level of the rest (blending independent
     # passes would lower it by sqrt(sum w^2) / sum w, which the module undoes)
     spread = blend_spread(x.shape, 64, 16, model.config.size_multiple)

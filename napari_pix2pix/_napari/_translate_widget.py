@@ -22,6 +22,7 @@ from qtpy.QtWidgets import QHBoxLayout, QWidget
 
 from ..config import TileConfig
 from ..errors import InputError
+from ._export import add_export_button
 from ._common import DockWidget, when_alive, LayerPicker, ProgressLine, info_label, set_enabled
 from ._form import OptionsForm
 from ._layers import error_text, layer_array, unique_name
@@ -99,6 +100,8 @@ class TranslateWidget(DockWidget):
         self.add(self.replace)
         self.add(self.tile_form.collapsible)
         self.add(buttons)
+        # issue 19: the loaded (or just trained) model as ONNX or a bioimage.io package, in a worker
+        self.export_button = add_export_button(self, lambda: self._path() or self.state.model)
         self.add(self.progress_line)
         self.add(self.message)
         self.add_stretch()
