@@ -475,7 +475,10 @@ class Pix2PixTrain:
 
     def _train(self, dataset, model, autosave_path, save_optimizer, kw, notes, node_id):
         from napari_pix2pix.model import Pix2PixModel
+        from napari_pix2pix.metrics import CollapseGuard
         from napari_pix2pix.training import FinishedEvent, StepEvent, Trainer, ValidationEvent
+
+        collapse = CollapseGuard()
 
         tk = kw["train"]
         steps, seed = int(tk.pop("steps")), int(tk["seed"])
@@ -535,6 +538,11 @@ class Pix2PixTrain:
                 elif isinstance(event, ValidationEvent):
                     shown = ", ".join(f"{k} {v:.4g}" for k, v in event.metrics.items() if isinstance(v, (int, float)))
                     notes.append(f"validation at step {event.step}: {shown}")
+                    first = collapse.message is None
+                    flat = collapse(event)  # issue 20: said once per run, in the node's report
+                    if flat and first:
+                        notes.append(f"warning: {flat}")
+                        rt.show_text(node_id, flat)
                 elif isinstance(event, FinishedEvent):
                     finished = event
         except KeyboardInterrupt as exc:  # Ctrl-C outside ComfyUI while a step ran

@@ -350,3 +350,20 @@ def test_napari_docks_match_the_schema(make_napari_viewer, qtbot):
     problems = [p for p in compare_with_schema(exposed, CLASSES, "napari", complete=True)
                 if p.split(":")[0] not in fixed]
     assert not problems, "\n".join(problems)
+
+
+def test_a_collapsed_validation_output_is_said_once(make_napari_viewer, qtbot):
+    """Issue 20: a validation output gone flat shows a warning with a Fix: in the Train dock (once per run)."""
+    from napari_pix2pix.training import ValidationEvent
+
+    viewer = make_napari_viewer()
+    train = dock(viewer, "Train")
+    wait_idle(qtbot, train)
+    train._on_event(ValidationEvent(10, {"L1": 0.5, "PSNR": 12.0, "SSIM": 0.1, "Std ratio": 0.002}))
+    text = train.message.text()
+    assert "nearly constant" in text and "Fix:" in text and train.message_level == "warning"
+    train.show_message("step 11")
+    train._on_event(ValidationEvent(20, {"L1": 0.5, "PSNR": 12.0, "SSIM": 0.1, "Std ratio": 0.001}))
+    assert train.message.text() == "step 11"  # said once
+    train._on_event(ValidationEvent(30, {"L1": 0.1, "PSNR": 22.0, "SSIM": 0.6, "Std ratio": 0.9}))
+    assert train.message.text() == "step 11"  # a healthy output says nothing

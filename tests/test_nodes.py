@@ -857,3 +857,16 @@ def test_preset_fills_the_inputs_left_at_their_defaults(N, trained):
         "required"]["ndf"][1]["default"]
     assert model.config.generator == "unet_32"  # changed by the user: kept
     assert "preset quick-cpu:" in report and "ndf" in report and "kept your generator unet_32" in report
+
+
+def test_train_report_warns_once_when_the_output_collapses(N, trained, comfy, monkeypatch):
+    """Issue 20: a flat validation output is said (once) in the node's report and on the node."""
+    from napari_pix2pix import metrics
+
+    monkeypatch.setattr(metrics, "collapse_warning", lambda m, fraction=0.01: "Output is flat. Fix: try this.")
+    out = getattr(N["Pix2PixTrain"](), "train")(**{**defaults(N["Pix2PixTrain"]), "dataset": trained.dataset,
+                                                   **dict(TINY, steps=4), "validation_fraction": 0.25,
+                                                   "validate_every": 2, "autosave": "", "unique_id": "5"})
+    report = out["result"][2]
+    assert report.count("warning: Output is flat. Fix: try this.") == 1
+    assert ("5", "Output is flat. Fix: try this.") in comfy.texts

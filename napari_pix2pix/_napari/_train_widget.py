@@ -363,6 +363,7 @@ class TrainWidget(DockWidget):
             self._show_preview(event)
         elif isinstance(event, ValidationEvent):
             self.plot.add_validation(event.step, event.metrics)
+            self._check_collapse(event)
         elif isinstance(event, SavedEvent):
             self.saved.append(event.path)
         elif isinstance(event, FinishedEvent):
@@ -380,9 +381,20 @@ class TrainWidget(DockWidget):
         elif isinstance(event, Failed):
             self.show_error(event.error)
 
+    def _check_collapse(self, event) -> None:
+        """Issue 20: a validation output gone flat is said once per run, in the dock and as a
+        notification (the engine's CollapseGuard also logs it)."""
+        from ..metrics import CollapseGuard
+
+        if self.__dict__.get("_collapse") is None:
+            self._collapse = CollapseGuard(
+                notify=lambda text: self.show_message(text, level="warning", notify_user=True))
+        self._collapse(event)
+
     def _on_started(self, event: Started) -> None:
         """The trainer exists (built in the worker): show its history (Resume), queue the preview
         layers, and let the worker train once they exist."""
+        self._collapse = None  # one collapse warning per run
         self.state.geometry = event.geometry
         self.plot.build()
         if self.progress is not None and event.step:
