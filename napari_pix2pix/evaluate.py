@@ -31,6 +31,7 @@ import numpy as np
 
 from .config import DataConfig, TileConfig
 from .errors import InputError
+from .render import grid, to_uint8
 
 SHEET_PANEL_MAX = 512  # contact-sheet panels larger than this are shown subsampled
 SHEET_GAP = 4
@@ -194,25 +195,17 @@ def quality_maps(model, source, target, *, config: TileConfig | None = None,
 
 # --------------------------------------------------------------------------- contact sheet
 def _display(x: np.ndarray, lo: float | None = None, hi: float | None = None, onehot: bool = False) -> np.ndarray:
-    """One panel ``[C, H, W]`` -> uint8 RGB ``[H, W, 3]``, rescaled to its 0.5..99.5 percentiles
-    (or ``lo``..``hi``). Three channels are shown as RGB, onehot labels as their class index,
-    anything else as its first channel in gray."""
+    """One model-layout panel ``[C, H, W]`` -> uint8 RGB ``[H, W, 3]`` through
+    :func:`~napari_pix2pix.render.to_uint8`: three channels as RGB, onehot labels as their class
+    index, anything else as its first channel in gray; ``lo``..``hi`` or the 0.5..99.5 percentiles."""
     x = np.asarray(x, np.float32)
     if onehot and x.shape[0] > 1:
-        img = np.argmax(x, axis=0).astype(np.float32)[..., None]
+        img = np.argmax(x, axis=0).astype(np.float32)
     elif x.shape[0] == 3:
         img = np.moveaxis(x, 0, -1)
     else:
-        img = x[0][..., None]
-    finite = img[np.isfinite(img)]
-    if lo is None or hi is None:
-        lo, hi = (np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0))
-    lo, hi = float(lo), float(hi)
-    if not hi > lo:
-        hi = lo + 1.0
-    out = np.clip((np.nan_to_num(img, nan=lo) - lo) / (hi - lo), 0, 1)
-    out = np.rint(out * 255).astype(np.uint8)
-    return np.repeat(out, 3, axis=-1) if out.shape[-1] == 1 else out
+        img = x[0]
+    return to_uint8(img, limits=None if lo is None or hi is None else (lo, hi))
 
 
 def contact_sheet(rows, onehot_b: bool = False) -> np.ndarray:
@@ -239,18 +232,7 @@ def contact_sheet(rows, onehot_b: bool = False) -> np.ndarray:
                             _display(err, 0.0, ehi)])
     if not panels_rows:
         raise InputError("no images to put on the contact sheet.", "evaluate at least one pair.")
-    g = SHEET_GAP
-    widths = [sum(p.shape[1] for p in r) + g * (len(r) - 1) for r in panels_rows]
-    height = sum(r[0].shape[0] for r in panels_rows) + g * (len(panels_rows) - 1)
-    sheet = np.full((height, max(widths), 3), 128, np.uint8)
-    y = 0
-    for r in panels_rows:
-        x = 0
-        for p in r:
-            sheet[y:y + p.shape[0], x:x + p.shape[1]] = p
-            x += p.shape[1] + g
-        y += r[0].shape[0] + g
-    return sheet
+    return grid(panels_rows, gap=SHEET_GAP, fill=128)
 
 
 # ------------------------------------------------------------------------------ evaluate

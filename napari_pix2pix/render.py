@@ -8,15 +8,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def to_uint8(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    """Scale ``[H, W]`` or ``[H, W, C]`` to uint8 between two percentiles; gray becomes RGB."""
+def to_uint8(image: np.ndarray, low: float = 0.5, high: float = 99.5, *,
+             limits: tuple[float, float] | None = None) -> np.ndarray:
+    """Scale ``[H, W]`` or ``[H, W, C]`` to uint8 between two percentiles of its finite values
+    (or between ``limits``); NaN shows as the low end; gray becomes RGB."""
     x = np.asarray(image, dtype=np.float64)
     if x.ndim == 3 and x.shape[-1] == 1:
         x = x[..., 0]
-    lo, hi = np.percentile(x, [low, high]) if x.size else (0.0, 1.0)
-    if hi <= lo:
+    if limits is None:
+        finite = x[np.isfinite(x)]
+        limits = tuple(np.percentile(finite, [low, high])) if finite.size else (0.0, 1.0)
+    lo, hi = float(limits[0]), float(limits[1])
+    if not hi > lo:
         hi = lo + 1.0
-    y = np.clip((x - lo) / (hi - lo), 0, 1)
+    y = np.clip((np.nan_to_num(x, nan=lo) - lo) / (hi - lo), 0, 1)
     y = (y * 255 + 0.5).astype(np.uint8)
     if y.ndim == 2:
         y = np.repeat(y[..., None], 3, -1)
@@ -34,17 +39,28 @@ def diverging(values: np.ndarray, limit: float | None = None) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def grid(rows: list[list[np.ndarray]], gap: int = 4, fill: int = 255) -> np.ndarray:
+    """Rows of uint8 RGB panels laid out top to bottom, left to right, ``gap`` pixels apart on a
+    ``fill`` background: ``[sum(row heights) + gaps, widest row, 3]``. The one contact-sheet
+    layout of the project (demo, evaluate, bioimage.io cover, benchmarks)."""
+    if not rows or not all(rows):
+        raise ValueError("grid needs at least one panel in every row")
+    heights = [max(p.shape[0] for p in row) for row in rows]
+    widths = [sum(p.shape[1] for p in row) + gap * (len(row) - 1) for row in rows]
+    sheet = np.full((sum(heights) + gap * (len(rows) - 1), max(widths), 3), fill, np.uint8)
+    y = 0
+    for row, h in zip(rows, heights):
+        x = 0
+        for p in row:
+            sheet[y:y + p.shape[0], x:x + p.shape[1]] = p
+            x += p.shape[1] + gap
+        y += h + gap
+    return sheet
+
+
 def contact_sheet(panels: list[np.ndarray], gap: int = 4) -> np.ndarray:
-    """Panels (uint8 RGB of equal height) side by side with white gaps: ``[H, sum(W) + gaps, 3]``."""
-    h = max(p.shape[0] for p in panels)
-    parts = []
-    for i, p in enumerate(panels):
-        if p.shape[0] != h:
-            p = np.pad(p, ((0, h - p.shape[0]), (0, 0), (0, 0)), constant_values=255)
-        parts.append(p)
-        if i < len(panels) - 1:
-            parts.append(np.full((h, gap, 3), 255, np.uint8))
-    return np.concatenate(parts, 1)
+    """Panels (uint8 RGB) side by side with white gaps: ``[H, sum(W) + gaps, 3]``."""
+    return grid([list(panels)], gap=gap, fill=255)
 
 
 def nearest_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
