@@ -30,6 +30,7 @@ import numpy as np
 
 from .config import TileConfig
 from .errors import InputError
+from .data.normalize import cast_to
 
 
 def tile_seed(seed: int, sample: int, index: int, row: int, col: int) -> int:
@@ -194,20 +195,12 @@ def translate_samples(model, image, *, config: TileConfig | None = None, samples
         # undo the overlaps' averaging of independent passes (no bands at seams); [H, W(, 1)]
         spread = spread.reshape(spread.shape + (1,) * (m2.ndim - len(enc.stack) - 2))
         std = (np.sqrt(m2 / samples) / spread).astype(np.float32)
-        out = SampledTranslation(_cast(mean, dtype), std, None, (y_sum / samples).astype(np.float32))
+        out = SampledTranslation(cast_to(mean, dtype), std, None, (y_sum / samples).astype(np.float32))
     if realism:
         out.realism = realism_map(model, enc.x, out.model_output, enc.stack)
     return out
 
 
-def _cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    if dtype == bool:
-        return x > 0.5
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(x), info.min, info.max).astype(dtype)
-    return x.astype(dtype)
 
 
 def realism_map(model, x, y, stack: tuple = ()) -> np.ndarray:

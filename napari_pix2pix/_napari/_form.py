@@ -16,11 +16,9 @@ from typing import Any
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, SpinBox
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
-from .. import config as _config
 from ..schema import Option, options_of
 
 _INT_MAX = 2**31 - 1
-_CHOICE_ALIASES = {("TileConfig", "mode"): "TEST_MODE_CHOICES", ("NormConfig", "mode"): "NORM_MODE_CHOICES"}
 _FLOAT_MAX = 1e12
 
 
@@ -28,28 +26,10 @@ def _is_config(value) -> bool:
     return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
-def _fallback_options(cls) -> list[Option]:
-    """Options of a class whose fields carry no schema metadata: dataclass defaults, and the
-    ``<FIELD>_CHOICES`` tuple of config.py when there is one."""
-    out = []
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = None
-        choices = getattr(_config, _CHOICE_ALIASES.get((cls.__name__, f.name), f"{f.name.upper()}_CHOICES"), None)
-        out.append(Option(help="", choices=choices, name=f.name, default=default, type=f.type))
-    return out
-
-
 def napari_options(cls) -> list[Option]:
-    """The options of ``cls`` that the napari face shows, in declaration order."""
-    annotated = options_of(cls)
-    if annotated:
-        return options_of(cls, "napari")
-    return _fallback_options(cls)
+    """The options of ``cls`` that the napari face shows, in declaration order (the schema only:
+    a field without ``option(...)`` metadata is not a user-facing setting)."""
+    return options_of(cls, "napari")
 
 
 def _type_text(opt: Option) -> str:

@@ -200,12 +200,12 @@ class Normalization:
                 top = max(self.high, 1.0)
                 ids = np.rint((batch[:, :1].astype(np.float64) + 1.0) / 2.0 * top)
                 ids = np.clip(ids, 0, top)
-            out = _cast(ids, dtype)
+            out = cast_to(ids, dtype)
         else:
             lo = self.low if low is None else float(low)
             hi = self.high if high is None else float(high)
             x = (batch.astype(np.float64) + 1.0) * ((hi - lo) / 2.0) + lo
-            out = _cast(x, dtype)
+            out = cast_to(x, dtype)
         return out[0] if single else out
 
     # -- serialisation -------------------------------------------------------------------
@@ -225,7 +225,9 @@ class Normalization:
         return cls(**kwargs)
 
 
-def _cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def cast_to(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``x`` in ``dtype``: rounded and clipped for integers, thresholded at 0.5 for bool."""
+    dtype = np.dtype(dtype)
     if dtype == bool:
         return x > 0.5
     if dtype.kind in "iu":
