@@ -110,7 +110,7 @@ def test_translate_dock_export_button_writes_onnx(make_napari_viewer, qtbot, tin
     out = tmp_path / "exported.onnx"
     monkeypatch.setattr(_export, "ask_export_path", lambda parent, start: (out, "onnx"))
     widget.export_button.clicked.emit()
-    qtbot.waitUntil(lambda: out.exists() and "exported" in widget.message.text(), timeout=120_000)
+    qtbot.waitUntil(lambda: out.exists() and widget.message.text().startswith("exported "), timeout=120_000)
     import onnx
 
     assert onnx.load(str(out)).graph.input[0].name

@@ -45,6 +45,7 @@ def ask_export_path(parent=None, start: str = "") -> tuple[Path, str] | None:
 def start_export(dock, model, path: str | Path, format: str, on_done: Callable | None = None):
     """Export ``model`` to ``path`` in a worker; messages go to ``dock``. Returns the worker."""
     from ..export import export_model
+    from ._common import when_alive
     from ._workers import Failed, call
 
     dock.show_message(f"exporting to {Path(path).name} ...")
@@ -60,8 +61,8 @@ def start_export(dock, model, path: str | Path, format: str, on_done: Callable |
         if on_done is not None:
             on_done(result)
 
-    worker.returned.connect(returned)
-    worker.errored.connect(dock.show_error)
+    worker.returned.connect(when_alive(returned))  # the dock may be closed before the export ends
+    worker.errored.connect(when_alive(dock.show_error))
     worker.start()
     return worker
 
