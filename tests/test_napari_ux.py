@@ -367,3 +367,18 @@ def test_a_collapsed_validation_output_is_said_once(make_napari_viewer, qtbot):
     assert train.message.text() == "step 11"  # said once
     train._on_event(ValidationEvent(30, {"L1": 0.1, "PSNR": 22.0, "SSIM": 0.6, "Std ratio": 0.9}))
     assert train.message.text() == "step 11"  # a healthy output says nothing
+
+
+def test_a_new_run_asks_before_replacing_a_saved_model(make_napari_viewer, qtbot, tmp_path):
+    """Issue 17 (napari's --overwrite): Start in a folder that holds model.safetensors asks; "No" keeps it."""
+    viewer = nuclei_viewer(make_napari_viewer, size=64)
+    paired(viewer, qtbot)
+    train = dock(viewer, "Train")
+    train.checkpoint_dir.value = str(tmp_path)
+    saved = tmp_path / "model.safetensors"
+    saved.write_bytes(b"an earlier model")
+    asked = []
+    train.confirm_replace = lambda path: asked.append(path) or False  # the user answers "No"
+    assert not train.start() and asked == [saved] and not train.running
+    assert saved.read_bytes() == b"an earlier model"
+    assert "was kept" in train.message.text() and "Fix:" in train.message.text()

@@ -290,7 +290,9 @@ def test_closing_stops_training(make_napari_viewer, qtbot, tmp_path):
     assert control.done.is_set() and control.trainer._stop and train.last_finished.stopped
     assert (tmp_path / "model.safetensors").is_file()  # stopped cleanly, so it saved
     # closing the dock widget (napari's x button) while training
-    assert train.start()
+    asked = []
+    train.confirm_replace = lambda path: asked.append(path) or True  # the user answers "Yes"
+    assert train.start() and asked == [tmp_path / "model.safetensors"]
     qtbot.waitUntil(lambda: train.plot.count("G_L1") >= 2, timeout=30_000)
     control = train.control
     viewer.window.remove_dock_widget(train)

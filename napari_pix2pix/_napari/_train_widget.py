@@ -250,6 +250,14 @@ class TrainWidget(DockWidget):
             raise ConfigError(f"checkpoint folder {value} does not exist.", "create it, or choose an existing folder.")
         return value
 
+    def confirm_replace(self, path: Path) -> bool:
+        """Ask before a new run replaces an existing model file (the napari face's --overwrite)."""
+        from qtpy.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(self.native, "Replace model?",
+                                      f"{path} already exists. Start a new training and replace it when it saves?")
+        return answer == QMessageBox.StandardButton.Yes
+
     @property
     def running(self) -> bool:
         return self.worker is not None
@@ -273,6 +281,10 @@ class TrainWidget(DockWidget):
             self.show_error(exc)
             return False
         out = Path(folder) / "model.safetensors"
+        if not resume and out.exists() and not self.confirm_replace(out):  # issue 17: never replace unasked
+            self.show_message(f"not started: {out} was kept. Fix: choose another checkpoint folder, or "
+                              "Resume from it.", "warning")
+            return False
         state = self.state
 
         def make_trainer():  # runs in the worker thread (imports torch there)
