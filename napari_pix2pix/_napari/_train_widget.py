@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QHBoxLayout, QWidget
 
 from ..config import AugmentConfig, ModelConfig, TrainConfig
 from ..errors import ConfigError, Pix2PixError
-from ._common import DockWidget, when_alive, ProgressLine, set_enabled
+from ._common import Coalescer, DockWidget, ProgressLine, info_label, set_enabled, when_alive
 from ._form import OptionsForm
 from ._layers import error_text, helper_name, is_helper, model_to_display, notify, remove_helpers
 from ._plot import LossPlot
@@ -106,8 +106,8 @@ class TrainWidget(DockWidget):
         self.train_form = OptionsForm(TrainConfig, exclude=TRAIN_FIXED, basic=TRAIN_BASIC,
                                       title="advanced training", promote=("checkpoint_dir",))
         self.augment_form = OptionsForm(AugmentConfig, title="augmentation", collapse_all=True)
-        self.rf_label = Label(value="receptive field: ...")
-        self.devices_label = Label(value="")
+        self.rf_label = info_label("receptive field: ...")
+        self.devices_label = info_label("")
         self.resume_file = FileEdit(label="resume from", mode="r", filter="*.safetensors", value="",
                                     tooltip="a checkpoint written by a previous training (weights, optimisers, "
                                             "step and loss history)")
@@ -150,6 +150,9 @@ class TrainWidget(DockWidget):
         self._resuming = False
         self._close_filter = _WindowCloseFilter(self)
         self._watched_window = None
+        # at most 10 step readouts and 4 preview updates a second reach the GUI (the newest wins)
+        self._steps = Coalescer(self._show_step, 0.1, self)
+        self._previews = Coalescer(self._show_preview, 0.25, self)
 
         self.start_button.changed.connect(lambda *_: self.start())
         self.stop_button.changed.connect(lambda *_: self.stop())
@@ -197,7 +200,12 @@ class TrainWidget(DockWidget):
 
     def _on_devices(self, text) -> None:
         self.devices_label.value = error_text(text.error) if isinstance(text, Failed) else text
-        self.plot.build()
+        self.plot.build_later()  # pyqtgraph is imported now (in the worker): one plot per event-loop turn
+
+    @property
+    def idle(self) -> bool:
+        return (super().idle and not self.plot.building and not self._steps.busy
+                and not self._previews.busy)
 
     def _on_dataset(self, state):
         if not self.running:
@@ -294,6 +302,8 @@ class TrainWidget(DockWidget):
                            out=out, resume=resume)
 
         self.control = control = TrainingControl()
+        self._steps.drop()
+        self._previews.drop()
         self.last_finished = None
         self._resuming = bool(resume)
         if not resume:
@@ -304,9 +314,8 @@ class TrainWidget(DockWidget):
         self.worker.yielded.connect(self._slots[0])
         self.worker.errored.connect(when_alive(lambda exc: self.show_error(exc, notify_user=False)))  # notified
         self.worker.finished.connect(self._slots[1])
-        from napari.utils import progress
-
-        self.progress = progress(total=train_config.steps, desc="pix2pix training")
+        # the in-dock progress line only: napari's progress bar runs processEvents() on every
+        # update (nested event loops, long stalls)
         self.progress_line.start(train_config.steps)
         self._update_buttons()
         self.show_message("resuming..." if resume else "starting...")
@@ -366,19 +375,17 @@ class TrainWidget(DockWidget):
                 return
             if getattr(event, "fresh", True):  # between two loss readouts the values repeat
                 self.plot.add_losses(event.step, event.losses)
-            if self.progress is not None:
-                self.progress.update(max(event.step - self.progress.n, 0))
-            self.progress_line.update(event.step, event.total)
-            losses = "  ".join(f"{k} {event.losses[k]:.3f}" for k in LOSSES if k in event.losses)
-            self.show_message(f"step {event.step}/{event.total}  {losses}  lr {event.lr:.2e}")
+            self._steps.put(event)
         elif isinstance(event, PreviewEvent):
-            self._show_preview(event)
+            self._previews.put(event)
         elif isinstance(event, ValidationEvent):
             self.plot.add_validation(event.step, event.metrics)
             self._check_collapse(event)
         elif isinstance(event, SavedEvent):
             self.saved.append(event.path)
         elif isinstance(event, FinishedEvent):
+            self._steps.flush()
+            self._previews.flush()
             self.last_finished = event
             how = "stopped" if event.stopped else "finished"
             where = f", saved to {event.path}" if event.path else ""
@@ -392,6 +399,11 @@ class TrainWidget(DockWidget):
             self.state.snapshot.emit(event.model)
         elif isinstance(event, Failed):
             self.show_error(event.error)
+
+    def _show_step(self, event) -> None:
+        self.progress_line.update(event.step, event.total)
+        losses = "  ".join(f"{k} {event.losses[k]:.3f}" for k in LOSSES if k in event.losses)
+        self.show_message(f"step {event.step}/{event.total}  {losses}  lr {event.lr:.2e}")
 
     def _check_collapse(self, event) -> None:
         """Issue 20: a validation output gone flat is said once per run, in the dock and as a
@@ -408,9 +420,7 @@ class TrainWidget(DockWidget):
         layers, and let the worker train once they exist."""
         self._collapse = None  # one collapse warning per run
         self.state.geometry = event.geometry
-        self.plot.build()
-        if self.progress is not None and event.step:
-            self.progress.update(event.step)
+        self.plot.build_later()
         self.progress_line.start(event.total, event.step)
         if self._resuming:
             self.plot.load_history(event.history)
@@ -460,6 +470,8 @@ class TrainWidget(DockWidget):
         self.state.preview.emit(event)
 
     def _on_worker_finished(self) -> None:
+        self._steps.flush()
+        self._previews.flush()
         self._finish_progress()
         self.worker = None
         self.state.set_training(False)

@@ -23,7 +23,7 @@ from qtpy.QtWidgets import QHBoxLayout, QWidget
 from ..config import TileConfig
 from ..errors import InputError
 from ._export import add_export_button
-from ._common import DockWidget, when_alive, LayerPicker, ProgressLine, info_label, set_enabled
+from ._common import Coalescer, DockWidget, LayerPicker, ProgressLine, info_label, set_enabled, when_alive
 from ._form import OptionsForm
 from ._layers import error_text, layer_array, unique_name
 from ._workers import Failed, call
@@ -116,6 +116,7 @@ class TranslateWidget(DockWidget):
         self._outputs: dict = {}  # (input name, model file) -> layer added for it
         self._cancel = False
         self._relay = _Relay()
+        self._tiles = Coalescer(lambda done_total: self.progress_line.update(*done_total), 0.1, self)
         self._relay.progressed.connect(self._on_progress)
         self.model_path.changed.connect(self._on_model_path)
         self.run_button.changed.connect(lambda *_: self.run())
@@ -251,10 +252,9 @@ class TranslateWidget(DockWidget):
         except Exception as exc:  # noqa: BLE001 - shown in the widget
             self.show_error(exc)
             return False
-        from napari.utils import progress
-
         self._cancel = False
-        self.progress = progress(total=0, desc=f"pix2pix: translating {layer.name}")
+        # the in-dock progress line only (napari's progress bar runs processEvents() per update)
+        self._tiles.drop()
         self.progress_line.start(0)
         self.show_message(f"translating {layer.name}...")
         self.worker = call(translate_maps_data, snapshot, model, model_path=path, tile=config.tile,
@@ -276,11 +276,7 @@ class TranslateWidget(DockWidget):
         self._cancel = True
 
     def _on_progress(self, done: int, total: int) -> None:
-        self.progress_line.update(done, total)
-        if self.progress is not None:
-            if self.progress.total != total:
-                self.progress.total = total
-            self.progress.update(max(done - self.progress.n, 0))
+        self._tiles.put((done, total))  # at most 10 redraws a second
 
     def _on_result(self, result) -> None:
         if isinstance(result, Failed):
@@ -310,9 +306,7 @@ class TranslateWidget(DockWidget):
         self.show_error(exc, notify_user=False)
 
     def _on_done(self) -> None:
-        if self.progress is not None:
-            self.progress.close()
-            self.progress = None
+        self._tiles.drop()
         self.progress_line.finish()
         self.worker = None
         self._update_buttons()
