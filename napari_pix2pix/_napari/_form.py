@@ -49,7 +49,10 @@ def widget_for(opt: Option, value: Any = None, label: str | None = None):
         choices = list(opt.choices)
         if value is not None and value not in choices:
             choices.append(value)
-        return ComboBox(choices=choices, value=value, **kw)
+        w = ComboBox(choices=choices, value=value, **kw)
+        if opt.pattern:
+            _accept_typed(w, opt)
+        return w
     if isinstance(value, bool) or text.startswith("bool"):
         return CheckBox(value=bool(value), **kw)
     low, high = opt.range if opt.range is not None else (None, None)
@@ -72,6 +75,53 @@ def widget_for(opt: Option, value: Any = None, label: str | None = None):
     if optional:
         w.native.setPlaceholderText("auto")
     return w
+
+
+def _accept_typed(w: ComboBox, opt: Option) -> None:
+    """Let the user type a value the schema's pattern accepts (``cuda:1``, ``unet_512``) into
+    the choices combo; a value it refuses is said (notification and tooltip, ``Problem. Fix:``)
+    and the last good value comes back. :attr:`problem` of the widget holds the last refusal."""
+    from qtpy.QtWidgets import QComboBox
+
+    from ..errors import ConfigError
+    from ..messages import render
+    from ..schema import check_value
+    from ._layers import notify
+
+    native = w.native
+    native.setEditable(True)
+    native.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+    hint = opt.pattern_hint or "a value matching " + opt.pattern
+    help_text = f"{opt.help} (choose, or type {hint})" if opt.help else f"choose, or type {hint}"
+    w.tooltip = help_text
+    w.problem = None
+
+    def commit(text=None):
+        text = (native.currentText() if text is None else text).strip()
+        if text == str(w.value):  # nothing new (Qt also reports the end of editing on focus-out)
+            return
+        try:
+            check_value(opt, text)
+        except ConfigError as exc:
+            w.problem = render(exc, "napari")
+            w.tooltip = w.problem
+            native.setStyleSheet("QComboBox { color: #ff6b6b; }")
+            native.setEditText(str(w.value))  # the last accepted value stays in force
+            notify(w.problem, "error")
+            return
+        if text not in w.choices:
+            w.set_choice(text, text)
+        w.value = text
+        w.problem = None
+        w.tooltip = help_text
+        native.setStyleSheet("")
+
+    def typing(*_):
+        native.setStyleSheet("")
+
+    w.commit_text = commit  # scripts type through it: widget.commit_text("cuda:1")
+    native.lineEdit().editingFinished.connect(commit)
+    native.lineEdit().textEdited.connect(typing)
 
 
 def _float_step(value, low, high) -> float:
