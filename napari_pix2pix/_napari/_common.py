@@ -104,7 +104,7 @@ class Coalescer:
         self.pending = value
         if not self.timer.isActive():
             wait = self.interval - (time.perf_counter() - self._last)
-            self.timer.start(max(int(wait * 1000), 0))
+            self.timer.start(int(max(wait, 0.0) * 1000))
 
     def flush(self) -> None:
         self.timer.stop()
@@ -202,6 +202,31 @@ class DockWidget(QWidget):
         self.message_level = "info"
         self._last_notified = None
         self.background: list = []  # helper workers running now (model info, receptive field...)
+        self._later: list = []  # parts of the dock still to build, one per event-loop turn
+
+    def later(self, build) -> None:
+        """Run ``build()`` in a later turn of the event loop (one queued part per turn), so
+        opening the dock shows it first and builds the rest in steps well under 100 ms."""
+        self._later.append(build)
+        if len(self._later) == 1:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, when_alive(self._build_next))
+
+    def _build_next(self) -> None:
+        if not self._later:
+            return
+        build = self._later.pop(0)
+        build()
+        if self._later:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, when_alive(self._build_next))
+
+    def finish_building(self) -> None:
+        """Build every queued part now (a script or test that reads a widget at once)."""
+        while self._later:
+            self._later.pop(0)()
 
     def run_in_background(self, worker):
         """Start a helper worker (not the dock's main action) and track it until it finishes."""
@@ -219,7 +244,8 @@ class DockWidget(QWidget):
     def idle(self) -> bool:
         """No action and no helper worker is running."""
         layers = getattr(self.state, "layers", None)
-        return getattr(self, "worker", None) is None and not self.background and not (layers and layers.busy)
+        return (getattr(self, "worker", None) is None and not self.background and not self._later
+                and not (layers and layers.busy))
 
     def add(self, widget) -> None:
         """Append a magicgui widget or a QWidget."""

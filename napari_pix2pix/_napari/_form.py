@@ -190,7 +190,7 @@ class OptionsForm:
     """
 
     def __init__(self, cls, *, exclude=(), labels: dict | None = None, basic=(), title: str = "advanced",
-                 promote=(), collapse_all: bool = False):
+                 promote=(), collapse_all: bool = False, defer: bool = False):
         from superqt import QCollapsible
 
         self.cls = cls
@@ -198,6 +198,7 @@ class OptionsForm:
         self.options: dict[str, Option] = {}
         self.widgets: dict[str, Any] = {}
         self._lazy: list[str] = []
+        self._lazy_basic: list[str] = []  # defer=True: basic widgets built by build_basic()
         annotated = bool(options_of(cls))
         basic_widgets = []
         for opt in napari_options(cls):
@@ -206,6 +207,9 @@ class OptionsForm:
             self.options[opt.name] = opt
             is_basic = (opt.level == "basic") if annotated else (opt.name in basic)
             if (is_basic or opt.name in promote) and not collapse_all:
+                if defer:
+                    self._lazy_basic.append(opt.name)
+                    continue
                 w = widget_for(opt, label=self.labels.get(opt.name))
                 self.widgets[opt.name] = w
                 basic_widgets.append(w)
@@ -229,6 +233,23 @@ class OptionsForm:
         self._enabled = True
         layout.addWidget(self.collapsible)
 
+    def build_basic(self) -> None:
+        """Create the basic widgets now (once) when the form was made with ``defer=True`` (a dock
+        builds them a turn of the event loop after it is shown)."""
+        if not self._lazy_basic:
+            return
+        names, self._lazy_basic = self._lazy_basic, []
+        for name in names:
+            w = widget_for(self.options[name], label=self.labels.get(name))
+            w.enabled = self._enabled
+            self.widgets[name] = w
+            self.basic.append(w)
+
+    @property
+    def built(self) -> bool:
+        """Whether the basic widgets exist (always, unless ``defer=True`` and not built yet)."""
+        return not self._lazy_basic
+
     def build_advanced(self) -> None:
         """Create the advanced widgets now (once)."""
         if not self._lazy:
@@ -246,6 +267,8 @@ class OptionsForm:
             self.collapsible.expand(animate=False)  # the height of what was just built
 
     def __getitem__(self, name: str):
+        if name not in self.widgets and name in self._lazy_basic:
+            self.build_basic()
         if name not in self.widgets and name in self._lazy:
             self.build_advanced()
         return self.widgets[name]

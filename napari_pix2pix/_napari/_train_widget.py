@@ -102,9 +102,12 @@ class TrainWidget(DockWidget):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
-        self.model_form = OptionsForm(ModelConfig, exclude=MODEL_FIXED, basic=MODEL_BASIC, title="advanced model")
+        # the option widgets are built in later event-loop turns (opening the dock stays quick);
+        # reading one (widget.steps) builds its form at once
+        self.model_form = OptionsForm(ModelConfig, exclude=MODEL_FIXED, basic=MODEL_BASIC, title="advanced model",
+                                      defer=True)
         self.train_form = OptionsForm(TrainConfig, exclude=TRAIN_FIXED, basic=TRAIN_BASIC,
-                                      title="advanced training", promote=("checkpoint_dir",))
+                                      title="advanced training", promote=("checkpoint_dir",), defer=True)
         self.augment_form = OptionsForm(AugmentConfig, title="augmentation", collapse_all=True)
         self.rf_label = info_label("receptive field: ...")
         self.devices_label = info_label("")
@@ -123,14 +126,12 @@ class TrainWidget(DockWidget):
             buttons.layout().addWidget(b.native)
         self.progress_line = ProgressLine("step")
         self.plot = LossPlot()
-        self.add(self.model_form.basic)
+        self.add(self.model_form.native)
         self.add(self.rf_label)
-        self.add(self.train_form.basic)
+        self.add(self.train_form.native)
         resume = Container(widgets=[self.resume_file])  # a Container shows the label
         resume.native.layout().setContentsMargins(0, 0, 0, 0)
         self.add(resume)
-        self.add(self.model_form.collapsible)
-        self.add(self.train_form.collapsible)
         self.add(self.augment_form.collapsible)
         self.add(self.devices_label)
         self.add(buttons)
@@ -159,9 +160,8 @@ class TrainWidget(DockWidget):
         self.resume_button.changed.connect(lambda *_: self.resume())
         self.clean_button.changed.connect(lambda *_: self.remove_helpers())
         self.resume_file.changed.connect(self._update_buttons)
-        for name in ("discriminator", "discriminator_layers"):
-            if name in self.model_form:
-                self.model_form[name].changed.connect(self._update_rf)
+        self.later(self._build_model_form)
+        self.later(self.train_form.build_basic)
         self.state.dataset_changed.connect(self._on_dataset)
         self._update_rf()
         devices = call(found_devices)
@@ -174,8 +174,20 @@ class TrainWidget(DockWidget):
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
 
+    def _build_model_form(self) -> None:
+        if self.model_form.built and self.__dict__.get("_rf_wired"):
+            return
+        self.model_form.build_basic()
+        self._rf_wired = True
+        for name in ("discriminator", "discriminator_layers"):
+            if name in self.model_form:
+                self.model_form[name].changed.connect(self._update_rf)
+        self._update_rf_enabled()
+
     def __getattr__(self, name):
         # the option widgets by field name (widget.steps, widget.generator, ...)
+        if name.startswith("_"):
+            raise AttributeError(name)
         for form in ("model_form", "train_form", "augment_form"):
             f = self.__dict__.get(form)
             if f is not None and name in f:
@@ -183,9 +195,13 @@ class TrainWidget(DockWidget):
         raise AttributeError(name)
 
     # -------------------------------------------------------------------------- settings
+    def _update_rf_enabled(self) -> None:
+        widgets = self.model_form.widgets
+        if "discriminator_layers" in widgets and "discriminator" in widgets:
+            widgets["discriminator_layers"].enabled = widgets["discriminator"].value == "patch"
+
     def _update_rf(self, *_):
-        if "discriminator_layers" in self.model_form and "discriminator" in self.model_form:
-            self.model_form["discriminator_layers"].enabled = self.model_form["discriminator"].value == "patch"
+        self._update_rf_enabled()
         values = self.model_form.values()
         self.rf_label.value = "receptive field: ..."
         worker = call(receptive_field_text, values.get("discriminator"), int(values.get("discriminator_layers")))

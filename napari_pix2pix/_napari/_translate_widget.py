@@ -79,7 +79,7 @@ class TranslateWidget(DockWidget):
         self.model_path = FileEdit(label="model file", mode="r", filter="*.safetensors", value="")
         self.info = info_label("no model chosen")
         self.input_layer = LayerPicker(napari_viewer, "input", accept=self._accepts)
-        self.tile_form = OptionsForm(TileConfig, basic=TILE_BASIC, title="advanced")
+        self.tile_form = OptionsForm(TileConfig, basic=TILE_BASIC, title="advanced", defer=True)
         self.replace = CheckBox(label="replace previous output", value=False,
                                 tooltip="update the layer of the previous translation of this input with this "
                                         "model instead of adding a new layer")
@@ -123,6 +123,7 @@ class TranslateWidget(DockWidget):
         self.cancel_button.changed.connect(lambda *_: self.cancel())
         self.input_layer.changed.connect(self._update_buttons)
         self.state.model_changed.connect(self._on_trained_model)
+        self.later(self.tile_form.build_basic)  # a turn after the dock shows
         self._watch = QTimer(self)  # a cheap stat of the model file: its info never goes stale
         self._watch.setInterval(1000)
         self._watch.timeout.connect(when_alive(self.check_model_file))
