@@ -103,7 +103,7 @@ def test_napari_pair_job_runs_each_stage_once(data, calls):
 
     d, _, _ = data
     config = DataConfig(validation_fraction=0.5)
-    dataset, train, val = run_pair_job(PairJob("from_folders", (d / "A", d / "B", config), {}), config)
+    dataset, train, val = run_pair_job(PairJob(PairSpec.folders(d / "A", d / "B", config)), config)
     assert len(train) == len(val) == 1 and once(calls), calls
 
 
@@ -114,3 +114,11 @@ def test_nodes_pair_images_runs_each_stage_once(calls, monkeypatch):
     a = nodes_tests.images(2, 40, 48, 3)
     dataset, _ = nodes_tests.call(pack.NODE_CLASS_MAPPINGS["Pix2PixPairImages"], images_a=a, images_b=a * 0.5)
     assert len(dataset) == 2 and once(calls), calls
+
+
+def test_a_colorize_spec_goes_to_the_task_builder(calls, tmp_path):
+    rgb = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "photo.tif", rgb)
+    dataset = pair(PairSpec.colorize(tmp_path))
+    assert dataset.source["task"] == "colorize" and (dataset.in_channels, dataset.out_channels) == (1, 2)
+    assert calls == dict.fromkeys(STAGES, 0)
