@@ -55,9 +55,13 @@ class Loaded:
     notes: list = field(default_factory=list)
 
 
-def load(spec) -> Loaded:
-    """Read the images ``spec`` names (see the module docstring)."""
-    return _LOADERS[spec.kind](spec)
+def load(spec, notes: list | None = None) -> Loaded:
+    """Read the images ``spec`` names (see the module docstring). ``notes``: a list that receives
+    the notes for the user as they arise (kept even when reading then fails)."""
+    notes = [] if notes is None else notes
+    loaded = _channels(spec, notes) if spec.kind == "channels" else _LOADERS[spec.kind](spec)
+    loaded.notes = notes
+    return loaded
 
 
 # ------------------------------------------------------------------------------ arrays
@@ -240,8 +244,8 @@ def detect_channel_axis(shape, max_channels: int = MAX_DETECTED_CHANNELS) -> int
     return 0 if first else len(shape) - 1
 
 
-def _channels(spec) -> Loaded:
-    config, image, path, notes = spec.config, spec.source, None, []
+def _channels(spec, notes: list) -> Loaded:
+    config, image, path = spec.config, spec.source, None
     if isinstance(image, (str, Path)):
         from ..io import read_image
 
@@ -275,7 +279,7 @@ def _channels(spec) -> Loaded:
     b = moved[..., cb[0]] if len(cb) == 1 else moved[..., cb]
     loaded = _arrays(spec, [a], [b], report_source=f"channels {ca} -> {cb} of {name}")
     loaded.items[0].name = name
-    loaded.hints_a, loaded.hints_b, loaded.notes = [name], [name], notes
+    loaded.hints_a, loaded.hints_b = [name], [name]
     loaded.source = {"kind": "channels", "channels_a": ca, "channels_b": cb, "channel_axis": axis,
                      "shape": list(arr.shape), "dtype": moved.dtype.name}
     if path is not None:
@@ -285,5 +289,4 @@ def _channels(spec) -> Loaded:
     return loaded
 
 
-_LOADERS = {"arrays": _arrays, "files": _files, "folders": _folders, "ab": _ab_folder, "ab_file": _ab_file,
-            "channels": _channels}
+_LOADERS = {"arrays": _arrays, "files": _files, "folders": _folders, "ab": _ab_folder, "ab_file": _ab_file}

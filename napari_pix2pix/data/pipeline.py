@@ -33,9 +33,11 @@ def pair(spec: PairSpec, say=None):
     pairing report) when the source cannot be used."""
     if spec.kind == "colorize":
         return _colorize(spec)
-    loaded = load(spec)
-    for note in loaded.notes:
-        if say is not None:
+    notes: list = []
+    try:
+        loaded = load(spec, notes)
+    finally:  # a note (e.g. the detected channel axis) is said even when reading then fails
+        for note in notes if say is not None else ():
             say(note)
     return build_dataset(validate(loaded))
 
