@@ -119,13 +119,13 @@ def translate_maps_data(layer, model, *, model_path=None, tile: int = TileConfig
                                                mode=mode, device=device, batch_size=batch_size, progress=progress,
                                                cancel=cancel)
         return [colour_output((out, meta, kind), model)]
-    from ..uncertainty import translate_samples
+    from ..predict import Predictor
 
     config = TileConfig(tile=int(tile), overlap=int(overlap), mode=mode, device=device, batch_size=int(batch_size),
                         samples=int(samples), seed=seed, realism=bool(realism))
     image = layer_array(layer)
-    result = translate_samples(model, image, config=config, realism=bool(realism), channel_axis=channel_axis(layer),
-                               output_dtype="target", progress=progress, cancel=cancel)
+    result = Predictor.from_model(model, config).sample(image, channel_axis=channel_axis(layer), output_dtype="target",
+                                                        progress=progress, cancel=cancel)
     path = model_path or getattr(model, "path", None)
     stem = Path(path).stem if path else f"model-step{model.step}"
     name = f"{layer.name} -> {stem}"
