@@ -17,10 +17,15 @@ ramp linearly across the overlap and are normalised to sum to one at every pixel
 covering the whole image gives the untiled result exactly. :func:`clamp_tiling` is the single
 rule that turns the user's ``tile``/``overlap`` into what is run (every caller uses it).
 
-Stochastic samples (``samples > 1``, uncertainty): the hook is :meth:`Predictor.predict`'s
-``samples``/``seed`` arguments (only ``samples=1`` is implemented here) and
-:func:`run_tiles`' ``before_batch`` (tile positions, for per-tile seeds); the torch backend's
-``session(mode="train", seed=...)`` keeps running batch-norm statistics untouched.
+Tasks (:mod:`napari_pix2pix.tasks`): an adapter turns the image into the network's input and
+its output back into an image: ``translate`` through the model's normalisations, ``colorize``
+through kornia's Lab (L in, L + predicted ab out as RGB; kornia needs torch, also with the
+onnxruntime backend).
+
+Stochastic samples (``samples > 1``, uncertainty, :meth:`Predictor.sample`): seeded dropout
+passes whose tile seeds come from the tile's position (:func:`tile_seed`), averaged into the
+output, with the per-pixel std corrected for the blend (:func:`blend_spread`); the backend
+supplies the passes (``sampling_session``) and the discriminator's ``realism`` map (torch only).
 """
 
 from __future__ import annotations

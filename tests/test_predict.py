@@ -105,3 +105,26 @@ def test_colorize_and_samples_go_through_the_predictor(monkeypatch, tmp_path, on
     frames = torch.from_numpy(photo()[None].astype(np.float32) / 255)
     nodes["Pix2PixTranslate"]().translate(colour, frames, tile=0, overlap=0, samples=2, realism=True)
     assert calls[-1] == ("colorize", 2, True)
+
+
+def test_colorize_runs_with_dask_and_onnxruntime(tmp_path, one_torch_thread):
+    """The colorize task is the Predictor's, so dask blocks and an exported .onnx give RGB too."""
+    pytest.importorskip("dask")
+    pytest.importorskip("onnxruntime")
+    from test_colorize import colorize_model, photo
+
+    from napari_pix2pix.dask_inference import translate_dask
+    from napari_pix2pix.export.onnx import export_onnx
+
+    model, gray = colorize_model(), photo()[..., 0]
+    config = TileConfig(tile=0)
+    ours = Predictor.from_model(model, config).predict(gray, output_dtype="float32")
+    assert ours.shape == gray.shape + (3,)
+    lazy = translate_dask(model, gray, config, output_dtype="float32")
+    assert lazy.shape == ours.shape
+    np.testing.assert_allclose(lazy.compute(), ours, atol=1e-5)
+    onnx = Predictor.load(export_onnx(model, tmp_path / "c.onnx").path, config=config)
+    assert onnx.task.name == "colorize"
+    np.testing.assert_allclose(onnx.predict(gray, output_dtype="float32"), ours, atol=2e-3)
+    with pytest.raises(ConfigError, match="ONNX"):
+        onnx.sample(gray, samples=2)

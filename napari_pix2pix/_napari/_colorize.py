@@ -190,9 +190,10 @@ def preview_rgb(l_chw: np.ndarray, ab_chw: np.ndarray) -> np.ndarray:
     ``[H, W, 3]`` in 0..1, for the Train widget's preview layers."""
     import torch
 
+    from ..layout import model_to_napari
     from ..tasks import model_to_rgb
 
     with torch.no_grad():
         rgb = model_to_rgb(torch.as_tensor(np.asarray(l_chw, np.float32))[None],
-                           torch.as_tensor(np.asarray(ab_chw, np.float32))[None])[0]
-    return np.moveaxis(rgb.numpy(), 0, -1)
+                           torch.as_tensor(np.asarray(ab_chw, np.float32))[None])  # [1, 3, H, W]
+    return model_to_napari(rgb.numpy())
