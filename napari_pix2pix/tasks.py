@@ -11,6 +11,10 @@
   chroma falls outside the sRGB gamut it is reduced (towards gray, per pixel) until it fits,
   so the output's lightness is the input's.
 
+Inference runs through :class:`~napari_pix2pix.predict.Predictor`, which takes each task's
+adapter (:func:`adapter`: :class:`TranslateTask`, :class:`ColorizeTask`) for the way from an
+image to the network's input and back.
+
 The task is recorded in the model file (``data['task']`` and ``data['source']['task']``);
 files without it are ``translate``.
 
@@ -265,33 +269,6 @@ ADAPTERS = {"translate": TranslateTask(), "colorize": ColorizeTask()}
 def adapter(task: str):
     """The adapter of ``task`` (what :class:`~napari_pix2pix.predict.Predictor` runs through)."""
     return ADAPTERS[check_task(task)]
-
-
-def encode(model, image, channel_axis: int | None = None) -> Encoded:
-    """Prepare ``image`` for ``model`` (a :class:`~napari_pix2pix.model.Pix2PixModel`) according to
-    its task (see the module docstring)."""
-    from .backends.torch import TorchBackend
-
-    backend = TorchBackend(model)
-    return adapter(backend.task).encode(backend, image, channel_axis)
-
-
-def resolve_dtype(encoded: Encoded, output_dtype: str) -> np.dtype:
-    """``'input'``, ``'target'`` or a dtype name -> the output dtype."""
-    from .predict import output_dtype_of
-
-    return output_dtype_of(output_dtype, None, dtypes=encoded.dtypes)
-
-
-def translate_colorize(model, image, *, config=None, channel_axis: int | None = None,
-                       output_dtype: str = "input", progress=None, cancel=None) -> np.ndarray:
-    """:func:`napari_pix2pix.inference.translate` for colorize models: ``[..., Y, X]`` or
-    ``[..., Y, X, 3|4]`` -> RGB ``[..., Y, X, 3]`` (L of the input, predicted ab). Runs through
-    :class:`~napari_pix2pix.predict.Predictor`."""
-    from .predict import Predictor
-
-    return Predictor.of(model, config).predict(image, channel_axis=channel_axis, output_dtype=output_dtype,
-                                               progress=progress, cancel=cancel, samples=1)
 
 
 # --------------------------------------------------------------------------------- pairing
