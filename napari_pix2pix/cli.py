@@ -446,20 +446,6 @@ def _inputs(path: Path) -> list[Path]:
     return [path]
 
 
-def _model_task(path) -> str:
-    """The task recorded in a .safetensors model file (translate for other files)."""
-    if not str(path).endswith(".safetensors"):
-        return "translate"
-    from .checkpoint import read_header
-    from .tasks import task_of
-
-    try:
-        data = json.loads(read_header(path)[1].get("data", "{}"))
-    except (ValueError, Pix2PixError):
-        return "translate"  # the ordinary load reports what is wrong with the file
-    return task_of(data if isinstance(data, dict) else {})
-
-
 def cmd_translate(args, parser) -> int:
     from .io import read_image, write_image
     from .paths import check_output, preflight
@@ -479,21 +465,18 @@ def cmd_translate(args, parser) -> int:
     for f, target in zip(files, targets):  # before any work: never replace an input, or a file unasked
         check_output(target, [f, args.model], args.overwrite, overwrite_setting="--overwrite")
     preflight(targets[0], sum(f.stat().st_size for f in files), "output")
-    # issue 18: colorize models and uncertainty/realism maps go through napari_pix2pix.uncertainty
-    maps = config.samples > 1 or args.uncertainty or args.realism
     if args.uncertainty and config.samples < 2:
         _usage(parser, "--uncertainty needs --samples N with N >= 2 (e.g. --samples 8)")
-    if maps or _model_task(args.model) == "colorize":
-        from .model import Pix2PixModel
+    # every model (translate or colorize) and every mode (one pass, samples, realism) runs through one Predictor
+    predictor = Predictor.load(args.model, config=config)  # backend: config.backend (auto: by the file)
+    if config.samples > 1 or args.uncertainty or args.realism:
         from .uncertainty import write_maps
 
-        model = Pix2PixModel.load(args.model, device=config.device)
         for f, target in zip(files, targets):
-            write_maps(model, read_image(f), target, config=config, samples=config.samples,
+            write_maps(predictor, read_image(f), target, config=config, samples=config.samples,
                        uncertainty=args.uncertainty, realism=args.realism, folder=src.is_dir(),
                        output_dtype=config.output_dtype, channel_axis=args.channel_axis, quiet=args.quiet)
         return 0
-    predictor = Predictor.load(args.model, config=config)  # backend: config.backend (auto: by the file)
     for f, target in zip(files, targets):
         image = read_image(f)
         out = predictor.predict(image, output_dtype=config.output_dtype, channel_axis=args.channel_axis)
