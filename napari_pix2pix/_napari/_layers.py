@@ -145,7 +145,7 @@ def upsert_image(viewer, name: str, data, **kwargs):
 
 
 class DeferredLayers:
-    """Updates layers in place at once, but adds missing ones one per event-loop turn.
+    """Adds missing layers and updates existing ones, one per event-loop turn.
 
     Adding a napari layer builds its Qt controls (a few hundred ms on a busy machine); adding
     several in one handler would freeze the GUI for longer than that. :meth:`put` keeps only the
@@ -173,10 +173,17 @@ class DeferredLayers:
             self._idle_callbacks.append(callback)
 
     def put(self, name: str, data, on_added=None, **kwargs) -> None:
-        if name in self.viewer.layers and not self.pending.get(name):
+        """Add or update layer ``name``: the first change while nothing is queued happens now; the
+        others one per event-loop turn (each in-place update also redraws and re-thumbnails the
+        layer, so a preview touching seven layers no longer does it all in one turn)."""
+        if name in self.viewer.layers and not self.pending and not self._scheduled:
             layer = upsert_image(self.viewer, name, data, **kwargs)
             if on_added is not None:
                 on_added(layer)
+            from qtpy.QtCore import QTimer
+
+            self._scheduled = True  # this turn is used: further changes wait for the next ones
+            QTimer.singleShot(0, self._add_one)
             return
         self.pending[name] = (data, kwargs, on_added)
         self._schedule()
