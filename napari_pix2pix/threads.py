@@ -220,11 +220,13 @@ def choose_threads(setting="auto", *, work: float | None = None, cores: int | No
     if setting not in (None, "auto"):
         return ThreadChoice(max(1, int(setting)), "set")
     cores = usable_cores() if cores is None else cores
-    busy = busy_elsewhere() if busy is None else busy
-    # other processes' runnable threads hold cores; a GUI thread in this process needs one to stay
-    # responsive (GUI stalls of ~1 s were measured when training took every core)
-    free = max(1, cores - min(busy, cores - 1) - (1 if gui and cores > 1 else 0))
+    reserve = 1 if gui and cores > 1 else 0  # a GUI thread needs a core to stay responsive
     small = work is not None and work < SMALL_WORK_GFLOP
+    if busy is None:  # read the load (~40 ms) only where it can change the answer
+        busy = 0 if small or cores - reserve <= 1 else busy_elsewhere()
+    # other processes' runnable threads hold cores (GUI stalls of ~1 s and steps 10x slower were
+    # measured when training took a core another process was running on)
+    free = max(1, cores - min(busy, cores - 1) - reserve)
     threads = 1 if small else free
     notes = ["small model" if small else "model %.1f GFLOP/step" % work if work is not None else None,
              f"{cores} core{'s' if cores != 1 else ''}", f"{busy} busy" if busy else None, "GUI" if gui else None]

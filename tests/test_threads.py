@@ -143,3 +143,13 @@ def test_trainer_applies_and_restores_the_choice(one_torch_thread):
         if isinstance(event, SpeedEvent):
             assert event.line.startswith("threads 2 (set) · ")
     assert seen[0] == 2 and torch.get_num_threads() == 1
+
+
+def test_the_load_is_read_only_where_it_can_change_the_answer(monkeypatch):
+    reads = []
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: reads.append(1) or 1)
+    assert threads.choose_threads(work=0.05, cores=4).intra == 1  # tiny model: one thread anyway
+    assert threads.choose_threads(work=50.0, cores=2, gui=True).intra == 1  # the GUI's core leaves one
+    assert threads.choose_threads(work=50.0, cores=1).intra == 1
+    assert reads == []
+    assert threads.choose_threads(work=50.0, cores=4).intra == 3 and reads == [1]
