@@ -1,5 +1,5 @@
 """Policies that subscribe to the loop: previews, validation (+ best checkpoint, EMA),
-checkpoints, the speed line and the time limit. Cancellation is :meth:`Trainer.stop`.
+checkpoints, the speed line, adaptive threads (``threads=auto``) and the time limit. Cancellation is :meth:`Trainer.stop`.
 
 Each callback may ask for a checked state at a step (:meth:`Callback.wants`: the loop then reads
 the losses and the finite flag first) and returns the events it produced.
@@ -7,11 +7,12 @@ the losses and the finite flag first) and returns the events it produced.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from .evaluation import preview, validate  # noqa: F401 - re-exported for the loop
-from .events import SavedEvent, SpeedEvent, ValidationEvent
+from .events import SavedEvent, SpeedEvent, ThreadsEvent, ValidationEvent
 
 
 class Callback:
@@ -135,21 +136,83 @@ class Checkpoints(Callback):
 
 # ----------------------------------------------------------------------------- speed, time
 class Speed(Callback):
-    """At log intervals: ``threads 1 (auto: small model, 2 cores, GUI) · 6.8 steps/s``."""
+    """At log intervals: ``threads 1 (auto: small model, 2 cores, GUI) · 6.8 steps/s``. The thread
+    choice is the trainer's current one (:class:`AdaptThreads` may change it); the speed is measured
+    from the last change of the thread count."""
 
     def __init__(self, every: int, threads):
         self.every, self.threads = max(every, 1), threads
-        self.t0, self.s0, self.line = time.perf_counter(), None, ""
+        self.t0, self.s0, self.line, self.intra = time.perf_counter(), None, "", None
 
     def on_step(self, trainer, step):
-        if self.s0 is None:  # the first step includes warm-up: measure from after it
-            self.t0, self.s0 = time.perf_counter(), step
+        threads = getattr(trainer, "threads", None) or self.threads
+        intra = threads.intra if threads is not None else None
+        if self.s0 is None or intra != self.intra:  # warm-up, or a new thread count: measure from here
+            self.t0, self.s0, self.intra = time.perf_counter(), step, intra
             return []
         if step % self.every:
             return []
         rate = (step - self.s0) / max(time.perf_counter() - self.t0, 1e-9)
-        self.line = self.threads.line(rate) if self.threads is not None else f"{rate:.1f} steps/s"
+        self.line = threads.line(rate) if threads is not None else f"{rate:.1f} steps/s"
         return [SpeedEvent(step, rate, self.line)]
+
+
+# seconds of training between two re-reads of the load by AdaptThreads (a read costs about 40 ms)
+RECHECK_SECONDS = 10.0
+
+
+class AdaptThreads(Callback):
+    """``threads=auto`` only: every ``every`` seconds (checked at step boundaries) ask the thread
+    policy (:func:`napari_pix2pix.threads.choose_threads`) again, since another process may have
+    started or ended since the run began; torch's intra-op threads spin, and a step with more threads
+    than free cores runs many times slower. A new count is applied (``torch.set_num_threads``) only
+    when two checks in a row agree on it, so a one-check blip changes nothing. Each change sets
+    ``trainer.threads``, is logged (``napari_pix2pix`` logger, INFO) and emitted as a
+    :class:`~.events.ThreadsEvent`. ``clock``, ``read_busy``, ``read_cores`` and ``set_threads``
+    are for tests (None: the policy's own readers and torch)."""
+
+    def __init__(self, current, *, work=None, gui=False, every=None, clock=time.monotonic,
+                 read_busy=None, read_cores=None, set_threads=None):
+        self.current, self.work, self.gui = current, work, gui
+        self.every = RECHECK_SECONDS if every is None else every
+        self.clock, self.read_busy, self.read_cores = clock, read_busy, read_cores
+        self.set_threads = set_threads
+        self.due, self.pending = None, None  # next check (clock time); the count the last check proposed
+
+    def choose(self):
+        from ..threads import choose_threads
+
+        return choose_threads("auto", work=self.work, gui=self.gui,
+                              cores=self.read_cores() if self.read_cores else None,
+                              busy=self.read_busy() if self.read_busy else None)
+
+    def on_step(self, trainer, step):
+        now = self.clock()
+        if self.due is None:
+            self.due = now + self.every
+            return []
+        if now < self.due:
+            return []
+        self.due = now + self.every
+        choice = self.choose()
+        if choice.intra == self.current.intra:
+            self.pending = None
+            self.current = trainer.threads = choice  # same count; the reason states today's load
+            return []
+        if self.pending != choice.intra:  # first sight of a new count: wait for the next check
+            self.pending = choice.intra
+            return []
+        before, self.pending = self.current.intra, None
+        if self.set_threads is not None:
+            self.set_threads(choice.intra)
+        else:
+            import torch
+
+            torch.set_num_threads(choice.intra)
+        self.current = trainer.threads = choice
+        line = f"threads {before} -> {choice.intra} ({choice.reason})"
+        logging.getLogger("napari_pix2pix").info("step %s: %s", step, line)
+        return [ThreadsEvent(step, before, choice.intra, line)]
 
 
 class TimeLimit(Callback):
