@@ -81,9 +81,7 @@ def _optimizer_tensors(prefix: str, state: dict, tensors: dict) -> str:
 
     for index, values in state["state"].items():
         for key, value in values.items():
-            if not torch.is_tensor(value):
-                value = torch.tensor(value)
-            tensors[f"{prefix}/{index}/{key}"] = value.detach().cpu().contiguous()
+            tensors[f"{prefix}/{index}/{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
     return json.dumps(state["param_groups"])
 
 
@@ -98,10 +96,24 @@ def _optimizer_state(prefix: str, groups_json: str | None, tensors: dict) -> dic
     return {"state": state, "param_groups": json.loads(groups_json)}
 
 
-def _check_finite(tensors: dict, path: Path) -> None:
+def _non_finite(tensors: dict) -> list[str]:
+    """Names of the floating-point tensors that hold a NaN or an infinity. One reduction per
+    tensor first (a sum is finite only when every element is; float32 accumulation for the
+    half types), element by element only where a sum is not finite (a NaN, or an overflow)."""
     import torch
 
-    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    floats = [(name, t) for name, t in tensors.items() if t.is_floating_point() and t.numel()]
+    if not floats:
+        return []
+    with torch.no_grad():
+        sums = torch.stack([t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32)
+                            .to(torch.float64) for _, t in floats])
+        suspects = (~torch.isfinite(sums)).nonzero().flatten().tolist()
+        return [floats[i][0] for i in suspects if not bool(torch.isfinite(floats[i][1]).all())]
+
+
+def _check_finite(tensors: dict, path: Path) -> None:
+    bad = _non_finite(tensors)
     if bad:
         shown = ", ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "")
         raise NonFiniteStateError(
@@ -117,6 +129,28 @@ def _rescue_dirs() -> list[Path]:
         dirs.append(Path(os.environ[ENV_RESCUE_DIR]))
     dirs += [Path.home() / "napari-pix2pix-rescue", Path(tempfile.gettempdir()) / "napari-pix2pix-rescue"]
     return dirs
+
+
+def _writable(tensors: dict) -> dict:
+    """The tensors as safetensors writes them: detached, on the CPU, dense. Written straight from
+    the caller's tensors: a copy is made only where one is needed (another device, a strided
+    view, a second name for memory already listed, which safetensors refuses). The write happens
+    before the caller runs another step, so nothing changes the tensors while they are written."""
+    out, seen = {}, set()
+    for name, value in tensors.items():
+        t = value.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        if not t.is_contiguous():
+            t = t.contiguous()
+        if t.numel():
+            storage = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+            if storage in seen or t.untyped_storage().nbytes() != t.numel() * t.element_size():
+                t = t.clone()
+                storage = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+            seen.add(storage)
+        out[name] = t
+    return out
 
 
 def _write(path: Path, tensors: dict, meta: dict) -> Path:
@@ -140,7 +174,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint, *, fallback: bool
     for prefix, state in (("generator", ckpt.generator), ("discriminator", ckpt.discriminator),
                           ("generator_raw", ckpt.generator_raw or {})):
         for key, value in state.items():
-            tensors[f"{prefix}/{key}"] = value.detach().cpu().contiguous().clone()
+            tensors[f"{prefix}/{key}"] = value
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -161,7 +195,8 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint, *, fallback: bool
     if ckpt.optimizer_d is not None:
         meta["optimizer_d_groups"] = _optimizer_tensors("optimizer_d", ckpt.optimizer_d, tensors)
     for name, state in (ckpt.rng or {}).items():
-        tensors[f"rng/{name}"] = state.detach().cpu().contiguous().clone()
+        tensors[f"rng/{name}"] = state
+    tensors = _writable(tensors)
     _check_finite(tensors, path)
     clean_stale_temp_files(path, STALE_TEMP_SECONDS)
     try:
