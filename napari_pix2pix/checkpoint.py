@@ -112,8 +112,8 @@ def _non_finite(tensors: dict) -> list[str]:
         return [floats[i][0] for i in suspects if not bool(torch.isfinite(floats[i][1]).all())]
 
 
-def _check_finite(tensors: dict, path: Path) -> None:
-    bad = _non_finite(tensors)
+def _check_finite(tensors: dict, path: Path, bad: list[str] | None = None) -> None:
+    bad = _non_finite(tensors) if bad is None else bad
     if bad:
         shown = ", ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "")
         raise NonFiniteStateError(
@@ -154,15 +154,39 @@ def _writable(tensors: dict) -> dict:
 
 
 def _write(path: Path, tensors: dict, meta: dict) -> Path:
+    """safetensors' writer inside :func:`~napari_pix2pix.paths.atomic_write`, with the finite
+    check beside it (a thread: both release the GIL). A refusal comes before the rename, so a
+    refused file never replaces ``path`` (its temporary file is removed)."""
+    import threading
+
     from safetensors import torch as st
 
-    return atomic_write(path, lambda tmp: st.save_file(tensors, tmp, metadata=meta), what="model file")
+    def write(tmp) -> None:
+        found: dict = {}
+
+        def screen() -> None:
+            try:
+                found["bad"] = _non_finite(tensors)
+            except BaseException as exc:  # noqa: BLE001 - raised in the writing thread below
+                found["error"] = exc
+
+        worker = threading.Thread(target=screen, name="pix2pix-finite-check", daemon=True)
+        worker.start()
+        try:
+            st.save_file(tensors, tmp, metadata=meta)
+        finally:
+            worker.join()
+            if "error" in found:
+                raise found["error"]
+            _check_finite(tensors, path, found["bad"])  # the refusal wins over a failed write
+
+    return atomic_write(path, write, what="model file")
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint, *, fallback: bool = True) -> Path:
     """Write ``ckpt`` atomically as safetensors. Returns the path.
 
-    Refuses (:class:`NonFiniteStateError`, nothing written) when any weight, buffer or optimizer
+    Refuses (:class:`NonFiniteStateError`; the file at ``path`` is left as it was) when any weight, buffer or optimizer
     tensor is NaN or infinite. Removes stale ``.<name>.*.tmp`` siblings left by a killed write.
     When the write fails with an OSError and ``fallback`` is True, the model is written to a
     rescue folder (``$NAPARI_PIX2PIX_RESCUE_DIR``, ``~/napari-pix2pix-rescue`` or the temporary
@@ -197,7 +221,6 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint, *, fallback: bool
     for name, state in (ckpt.rng or {}).items():
         tensors[f"rng/{name}"] = state
     tensors = _writable(tensors)
-    _check_finite(tensors, path)
     clean_stale_temp_files(path, STALE_TEMP_SECONDS)
     try:
         return _write(path, tensors, meta)
