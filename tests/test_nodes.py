@@ -742,6 +742,31 @@ def test_cancel_during_training_stops_within_a_step_and_keeps_the_model(N, train
     assert full.step == 1 and full.checkpoint.optimizer_g and full.checkpoint.optimizer_d
 
 
+
+def test_cancel_before_the_first_step_saves_nothing(N, trained, comfy):
+    comfy.interrupt = True  # pressed while the graph ran up to the Train node
+    with torch.inference_mode(), pytest.raises(FakeInterrupt):
+        call(N["Pix2PixTrain"], dataset=trained.dataset, autosave="runs/early", **dict(TINY, steps=5))
+    assert not (Path(comfy.folder_paths.models_dir) / "pix2pix" / "runs" / "early.safetensors").exists()
+
+
+def test_cancel_during_a_validation_stops_after_it(N, trained, comfy, monkeypatch):
+    from napari_pix2pix.model import Pix2PixModel
+    from napari_pix2pix.training import Trainer
+
+    validate = Trainer.validate
+
+    def pressed_during(self):
+        comfy.interrupt = True
+        return validate(self)
+
+    monkeypatch.setattr(Trainer, "validate", pressed_during)
+    with torch.inference_mode(), pytest.raises(FakeInterrupt):
+        call(N["Pix2PixTrain"], dataset=trained.dataset, autosave="runs/val", validation_fraction=0.5,
+             validate_every=2, **dict(TINY, steps=50))
+    saved = Pix2PixModel.load(Path(comfy.folder_paths.models_dir) / "pix2pix" / "runs" / "val.safetensors")
+    assert saved.step == 2
+
 def test_train_report_names_the_saved_file_and_warns_about_a_large_crop(N, trained, comfy):
     old = os.umask(0o022)
     try:
