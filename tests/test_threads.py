@@ -171,7 +171,7 @@ class _Trainer:
 def _adapt(busy: list, set_to: list):
     """An AdaptThreads on 2 cores for a 1.9 GFLOP/step model, started on an idle machine (2 threads),
     with a fake clock and a fake busy reader (``busy[0]`` is what the next read sees)."""
-    from napari_pix2pix.training.callbacks import AdaptThreads
+    from napari_pix2pix.training.adapt import AdaptThreads
 
     clock, trainer = _Clock(), _Trainer()
     trainer.threads = threads.choose_threads(work=1.9, cores=2, busy=0)
@@ -218,7 +218,7 @@ def test_an_explicit_thread_count_is_never_changed_mid_run(one_torch_thread, mon
     from _helpers import tiny_model, tiny_train
     from napari_pix2pix.data.sources import from_arrays
     from napari_pix2pix.training import ThreadsEvent, Trainer
-    from napari_pix2pix.training import callbacks
+    from napari_pix2pix.training import adapt as callbacks
 
     reads = []
     monkeypatch.setattr(callbacks, "RECHECK_SECONDS", 0.0)  # re-check at every step

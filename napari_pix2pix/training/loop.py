@@ -22,6 +22,7 @@ from typing import Iterator
 
 from ..config import TrainConfig
 from . import callbacks as cbs
+from .adapt import AdaptThreads
 from . import distributed as dist
 from .events import LOSS_NAMES, FinishedEvent, SavedEvent, StepEvent
 from .failures import guarded, non_finite, save_last_good
@@ -144,7 +145,7 @@ class Trainer:
         speed = cbs.Speed(cfg.log_every, self.threads)
         adapt = ()  # an explicit thread count always wins; auto re-reads the load now and then
         if self.threads is not None and getattr(cfg, "threads", "auto") == "auto":
-            adapt = (cbs.AdaptThreads(self.threads, work=self.work, gui=self.gui),)
+            adapt = (AdaptThreads(self.threads, work=self.work, gui=self.gui),)
         try:
             while self.step < cfg.steps and not self._stop:
                 t0 = time.perf_counter()
