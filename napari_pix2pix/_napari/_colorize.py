@@ -55,16 +55,6 @@ def colorize_ihc_sample() -> list:
 
 
 # ---------------------------------------------------------------------------------- pairing
-def task_combo():
-    """The task chooser of the Pair widget, from the schema (``DataConfig.task``)."""
-    from magicgui.widgets import ComboBox
-
-    from ..config import DataConfig
-
-    opt = get_option(DataConfig, "task")
-    return ComboBox(label="task", choices=opt.choices, value=opt.default, tooltip=opt.help)
-
-
 def colorize_from_layers(layers, config=None):
     """Colorize pairs from RGB image layers (each ``[..., Y, X, 3|4]``); gray layers are refused."""
     from ..tasks import colorize_dataset

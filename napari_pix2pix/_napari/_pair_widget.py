@@ -17,7 +17,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton
 from ..config import DataConfig, NormConfig, TrainConfig
 from ..data.spec import PairSpec
 from ..errors import DatasetError, InputError, Pix2PixError
-from ._colorize import colorize_from_layers, task_combo
+from ._colorize import colorize_from_layers
 from ._common import DockWidget, when_alive, LayerPicker, set_enabled
 from ._form import OptionsForm, napari_options, widget_for
 from ._layers import error_text, helper_name, is_helper, is_rgb, layer_array, model_to_display, remove_helpers, \
@@ -28,7 +28,7 @@ SOURCES = ("two layers", "two folders", "AB folder", "channels of one layer")
 EXAMPLE_A, EXAMPLE_B = helper_name("examples A"), helper_name("examples B")
 # DataConfig fields this dock sets itself (channels from the text boxes, label detection automatic)
 DATA_FIXED = ("channels_a", "channels_b", "a_is_labels", "b_is_labels")
-DATA_BASIC = ("validation_fraction",)
+DATA_BASIC = ("task", "validation_fraction")
 
 
 @dataclass
@@ -95,7 +95,6 @@ class PairDataWidget(DockWidget):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
         v = napari_viewer
-        self.task = task_combo()  # issue 18: colorize pairs come from RGB layer A alone
         self.source = ComboBox(label="source", choices=SOURCES, value=SOURCES[0])
         self.layer_a = LayerPicker(v, "A (input)")
         self.layer_b = LayerPicker(v, "B (target)")
@@ -108,6 +107,7 @@ class PairDataWidget(DockWidget):
         self.norm_b_form = OptionsForm(NormConfig, title="advanced normalisation B", labels={"mode": "normalise B"},
                                        defer=True)
         self.validation = self.data_form["validation_fraction"]
+        self.task = self.data_form["task"]  # issue 18: colorize pairs come from RGB layer A alone
         self.channel_layer = LayerPicker(v, "layer", kinds=("image",))
         self.channels_a = LineEdit(label="channels A", value="0", tooltip="channel numbers of A, e.g. 0 or 0,1,2")
         self.channels_b = LineEdit(label="channels B", value="1", tooltip="channel numbers of B")
@@ -130,10 +130,10 @@ class PairDataWidget(DockWidget):
             SOURCES[2]: [self.ab_folder],
             SOURCES[3]: [self.channel_layer, self.channels_a, self.channels_b, self.channel_axis],
         }
-        self.form = Container(widgets=[self.task, self.source, *[w for ws in self._groups.values() for w in ws], self.crop,
+        self.form = Container(widgets=[self.source, *[w for ws in self._groups.values() for w in ws], self.crop,
                                        self.examples])
+        self.add(self.data_form.basic)  # task first: it decides which sources make sense
         self.add(self.form)
-        self.add(self.data_form.basic)
         self.add(self.norm_a_form.basic)
         self.add(self.norm_b_form.basic)
         self.add(self.data_form.collapsible)

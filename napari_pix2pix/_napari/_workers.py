@@ -46,12 +46,13 @@ def _preload_torch_libraries() -> None:
         libc = ctypes.CDLL(None)
         dlopen = libc.dlopen
         dlopen.restype, dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
-        mode = os.RTLD_NOW | os.RTLD_GLOBAL
+        # the flags torch's own import uses: only the global-deps library is RTLD_GLOBAL
+        glob_mode, local_mode = os.RTLD_NOW | os.RTLD_GLOBAL, os.RTLD_NOW | os.RTLD_LOCAL
         names = ["libtorch_global_deps.so", "libc10.so", "libtorch_cpu.so", "libtorch.so", "libtorch_python.so"]
         paths = [os.path.join(root, "lib", n) for n in names] + glob.glob(os.path.join(root, "_C.*.so"))
         for path in paths:
             if os.path.exists(path):
-                dlopen(path.encode(), mode)
+                dlopen(path.encode(), glob_mode if "global_deps" in path else local_mode)
     except Exception:  # noqa: BLE001 - an optimisation only
         pass
 
