@@ -75,6 +75,19 @@ RECIPES = {
                                     "batch 2, ndf 16, bilinear, no dropout"),
     "b2-ndf16-bilinear-l1": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "lambda_gan": 0.0},
                              "batch 2, ndf 16, bilinear, L1 only"),
+    "b1-ndf16-bilinear-l1": ({"ndf": 16, "upsample": "bilinear"}, {"lambda_gan": 0.0},
+                             "batch 1, ndf 16, bilinear, L1 only"),
+    "b2-ndf16-bilinear-gan0.1": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "lambda_gan": 0.1},
+                                 "batch 2, ndf 16, bilinear, lambda_gan 0.1"),
+    "b2-ndf16-bilinear-ema": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "ema": True,
+                                                                     "ema_decay": 0.99},
+                              "batch 2, ndf 16, bilinear, EMA of G (decay 0.99)"),
+    "b2-ndf16-bilinear-decayall": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "decay_steps": "all"},
+                                   "batch 2, ndf 16, bilinear, linear LR decay over the whole run"),
+    "b2-ndf16-bilinear-lr5e-4": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "lr": 5e-4},
+                                 "batch 2, ndf 16, bilinear, Adam lr 5e-4"),
+    "b2-ndf16-bilinear-nojitter": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "jitter": False},
+                                   "batch 2, ndf 16, bilinear, no jitter (flip only)"),
 }
 KEY_RECIPES = ["paper", "b2-ndf16-transposed", "b2-ndf16-bilinear", "b1-ndf16-bilinear"]
 
@@ -153,9 +166,10 @@ def data_metrics(fake: np.ndarray, held, norm_b, labels: bool) -> dict:
     """Metrics of model-space outputs ``fake`` ``[N, C, H, W]`` against the held-out pairs, in data units."""
     from skimage.metrics import structural_similarity
 
-    from napari_pix2pix.metrics import artefact_ratio, pearson
+    from napari_pix2pix.metrics import artefact_peak, artefact_ratio, pearson
 
     psnrs, ssims, corr, art, std, inter, total, union = [], [], [], [], [], 0, 0, 0
+    art_floor, period = [], []
     for f, p in zip(fake, held):
         if labels:
             pred = norm_b.inverse(f, dtype=np.float64)[0] > 0
@@ -175,6 +189,9 @@ def data_metrics(fake: np.ndarray, held, norm_b, labels: bool) -> dict:
         ssims.append(float(structural_similarity(out, ref, data_range=rng, channel_axis=0)))
         corr.append(pearson(cont_out, cont_ref))
         art.append(artefact_ratio(cont_out, cont_ref))
+        a_f, per = artefact_peak(cont_out, cont_ref)
+        art_floor.append(a_f)
+        period.append(per)
         sd = float(np.std(cont_ref))
         std.append(float(np.std(cont_out)) / sd if sd > 0 else float("nan"))
     def nanmean(v):
@@ -182,7 +199,8 @@ def data_metrics(fake: np.ndarray, held, norm_b, labels: bool) -> dict:
         return float(np.mean(v)) if v else float("nan")
 
     m = {"PSNR": float(np.mean(psnrs)), "SSIM": float(np.mean(ssims)), "Corr": nanmean(corr),
-         "Artefact": nanmean(art), "Std ratio": nanmean(std)}
+         "Artefact": nanmean(art), "Std ratio": nanmean(std), "Artefact (target floor)": nanmean(art_floor),
+         "Peak period": nanmean(period)}
     if labels:
         m["Dice"] = 1.0 if total == 0 else 2 * inter / total
         m["IoU"] = 1.0 if union == 0 else inter / union
@@ -228,7 +246,11 @@ def configs(recipe: str, settings: dict, train, seed: int, steps: int):
         config = TrainConfig(**common_t)
     else:
         model = ModelConfig(**{**BASE_MODEL, **common_m, **model_over})
-        config = TrainConfig(**{**BASE_TRAIN, **common_t, "augment": AugmentConfig(), **train_over})
+        over = dict(train_over)
+        if over.get("decay_steps") == "all":
+            over["decay_steps"] = steps
+        aug = {k: over.pop(k) for k in list(over) if k in {f.name for f in dataclasses.fields(AugmentConfig)}}
+        config = TrainConfig(**{**BASE_TRAIN, **common_t, "augment": AugmentConfig(**aug), **over})
     return model, config
 
 
@@ -238,8 +260,11 @@ def _predict(trainer, model, held) -> np.ndarray:
     from napari_pix2pix.config import TileConfig
     from napari_pix2pix.evaluate import predict
 
-    class _Model:  # what evaluate.predict needs
-        generator, config, device = trainer.generator, model, trainer.device
+    ema = trainer.state.ema
+
+    class _Model:  # what evaluate.predict needs (with an EMA: the averaged G, as saved)
+        generator = ema.module if ema is not None else trainer.generator
+        config, device = model, trainer.device
 
     fakes = []
     for p in held.pairs:
