@@ -86,6 +86,9 @@ RECIPES = {
                                    "batch 2, ndf 16, bilinear, linear LR decay over the whole run"),
     "b2-ndf16-bilinear-lr5e-4": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "lr": 5e-4},
                                  "batch 2, ndf 16, bilinear, Adam lr 5e-4"),
+    "b2-ndf16-bilinear-l1-best": ({"ndf": 16, "upsample": "bilinear"},
+                                  {"batch_size": 2, "lambda_gan": 0.0, "select_best": True, "validate_every": 100},
+                                  "batch 2, ndf 16, bilinear, L1 only, best validated checkpoint (every 100 steps)"),
     "b2-ndf16-bilinear-nojitter": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "jitter": False},
                                    "batch 2, ndf 16, bilinear, no jitter (flip only)"),
 }
@@ -273,14 +276,42 @@ def _predict(trainer, model, held) -> np.ndarray:
     return np.stack(fakes)
 
 
+def split_rows(ds, fraction: float):
+    """(top, bottom) row split of every pair of ``ds``: the bottom ``fraction`` of the rows."""
+    from napari_pix2pix.data.sources import Pair
+
+    top, bottom = [], []
+    for p in ds.pairs:
+        h = p.shape[0]
+        cut = h - max(1, int(round(fraction * h)))
+
+        def rows(x, lo, hi):
+            return None if x is None else x[:, lo:hi]
+
+        top.append(Pair(p.a[:, :cut], p.b[:, :cut], p.name, rows(p.raw_a, 0, cut), rows(p.raw_b, 0, cut)))
+        bottom.append(Pair(p.a[:, cut:], p.b[:, cut:], p.name, rows(p.raw_a, cut, h), rows(p.raw_b, cut, h)))
+    return dataclasses.replace(ds, pairs=top), dataclasses.replace(ds, pairs=bottom)
+
+
 def train_once(recipe: str, settings: dict, train, seed: int, steps: int):
+    """Train; with ``select_best`` the bottom 1/6 of the training rows become the trainer's
+    validation split (never the held-out test rows) and the best validated generator is kept."""
     from napari_pix2pix.metrics import CollapseGuard
     from napari_pix2pix.training import Trainer
 
     model, config = configs(recipe, settings, train, seed, steps)
     t0 = time.perf_counter()
-    trainer = Trainer(model, config, train)
+    if config.select_best:
+        fit, val = split_rows(train, 1 / 6)
+        trainer = Trainer(model, config, fit, val_dataset=val)
+    else:
+        trainer = Trainer(model, config, train)
     trainer.run(CollapseGuard())
+    if config.select_best:  # what the user gets: the best validated checkpoint's generator
+        ckpt = trainer.model_checkpoint()
+        target = trainer.state.ema.module if trainer.state.ema is not None else trainer.generator
+        target.load_state_dict(ckpt.generator)
+        trainer.best_step = trainer.validation.best.step
     return trainer, model, config, time.perf_counter() - t0
 
 
@@ -299,13 +330,14 @@ def run_one(task: str, recipe: str, seed: int, settings: dict, data, *, steps: i
     fake = _predict(trainer, model, held)
     metrics = data_metrics(fake, held.pairs, train.norm_b, labels)
     return {"task": task, "recipe": recipe, "seed": seed, "steps": steps, "wall": wall, "seconds": seconds,
+            "best_step": getattr(trainer, "best_step", None),
             "s_per_step": seconds / max(steps, 1), "probe_s_per_step": probe, "metrics": metrics,
             "model": model.to_dict(), "batch_size": config.batch_size,
             "sheet": (held.pairs[0].a, fake[0], held.pairs[0].b)}
 
 
 # ----------------------------------------------------------------------------------- report
-METRICS = ["PSNR", "SSIM", "Corr", "Artefact", "Std ratio"]
+METRICS = ["PSNR", "SSIM", "Corr", "Artefact", "Artefact (target floor)", "Peak period", "Std ratio"]
 
 
 def _cell(values: list[float]) -> str:
@@ -344,7 +376,7 @@ def report(results: list[dict], base: dict, tasks: list[str]) -> str:
             lines.append(f"| {recipe} | {budget} | {seeds} | " + " | ".join(cells) + f" | {sps} |")
         lines.append("")
         if runs:
-            lines += ["Per seed (PSNR / SSIM / Corr / Artefact / Std ratio):", ""]
+            lines += ["Per seed (" + " / ".join(METRICS) + "):", ""]
             for r in runs:
                 m = r["metrics"]
                 lines.append(f"* {r['recipe']}, {r['steps']} steps, seed {r['seed']}: "
@@ -428,11 +460,30 @@ def _merged_sheets(run_files, tasks, out: Path) -> None:
             + "\ncolumns: input | output | target | |output - target|\n")
 
 
+def _rescored(run: dict, folder: Path) -> dict:
+    """``run`` with the artefact metrics added later (``Artefact (target floor)``, ``Peak period``)
+    computed from its saved contact-sheet row when the run file predates them (2-D tasks: the
+    row is the whole held-out image)."""
+    m = run["metrics"]
+    npz = folder / "rows" / f"{run['task']}__{run['recipe']}__{run['steps']}__{run['seed']}.npz"
+    if "Artefact (target floor)" in m or not npz.is_file() or run["task"].startswith("nuclei3d"):
+        return run
+    from napari_pix2pix.metrics import artefact_peak
+
+    with np.load(npz) as z:
+        m["Artefact (target floor)"], m["Peak period"] = artefact_peak(z["fake"], z["b"])
+    return run
+
+
 def _merge(args) -> dict:
     """The report of finished runs read from ``args.report`` (runs.jsonl files)."""
     from benchmarks._common import machine_line
 
-    runs = [json.loads(line) for f in args.report for line in Path(f).read_text().splitlines() if line.strip()]
+    runs = []
+    for f in args.report:
+        for line in Path(f).read_text().splitlines():
+            if line.strip():
+                runs.append(_rescored(json.loads(line), Path(f).parent))
     tasks = [t for t in TASKS if any(r["task"] == t for r in runs)]
     base = {} if args.no_baselines else {t: baselines(*load_task(t, args.validation), None) for t in tasks}
     text = (f"Merged from {len(args.report)} run file(s); report written on {machine_line()}.\n\n"
