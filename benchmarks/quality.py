@@ -310,6 +310,7 @@ def train_once(recipe: str, settings: dict, train, seed: int, steps: int):
     if config.select_best:  # what the user gets: the best validated checkpoint's generator
         ckpt = trainer.model_checkpoint()
         target = trainer.state.ema.module if trainer.state.ema is not None else trainer.generator
+        trainer.last_state = {k: v.detach().clone() for k, v in target.state_dict().items()}
         target.load_state_dict(ckpt.generator)
         trainer.best_step = trainer.validation.best.step
     return trainer, model, config, time.perf_counter() - t0
@@ -329,8 +330,15 @@ def run_one(task: str, recipe: str, seed: int, settings: dict, data, *, steps: i
     trainer, model, config, seconds = train_once(recipe, settings, train, seed, steps)
     fake = _predict(trainer, model, held)
     metrics = data_metrics(fake, held.pairs, train.norm_b, labels)
+    last_metrics = None
+    if getattr(trainer, "last_state", None) is not None:  # select_best: the last state too, for comparison
+        g = trainer.state.ema.module if trainer.state.ema is not None else trainer.generator
+        best_state = {k: v.detach().clone() for k, v in g.state_dict().items()}
+        g.load_state_dict(trainer.last_state)
+        last_metrics = data_metrics(_predict(trainer, model, held), held.pairs, train.norm_b, labels)
+        g.load_state_dict(best_state)
     return {"task": task, "recipe": recipe, "seed": seed, "steps": steps, "wall": wall, "seconds": seconds,
-            "best_step": getattr(trainer, "best_step", None),
+            "best_step": getattr(trainer, "best_step", None), "last_metrics": last_metrics,
             "s_per_step": seconds / max(steps, 1), "probe_s_per_step": probe, "metrics": metrics,
             "model": model.to_dict(), "batch_size": config.batch_size,
             "sheet": (held.pairs[0].a, fake[0], held.pairs[0].b)}
