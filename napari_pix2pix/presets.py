@@ -30,10 +30,10 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick-cpu": Preset(
-        "a small U-Net (unet_128, 16 filters, bilinear decoder) on 128 px patches, batch 2: a first model in "
-        "minutes on a CPU",
+        "a small U-Net (unet_128, 16 filters, bilinear decoder) on 128 px patches, batch 2, L1 loss only "
+        "(the discriminator still trains, for the realism map): a first model in minutes on a CPU",
         {"generator": "unet_128", "ngf": 16, "ndf": 16, "upsample": "bilinear", "crop": 128, "batch_size": 2,
-         "steps": 600}),
+         "lambda_gan": 0.0, "steps": 600}),
     "paper": Preset(
         "the paper's recipe: unet_256, 64 filters, 70 px PatchGAN, 256 px patches, batch 1, Adam 2e-4 "
         "(0.5, 0.999), lambda 100, jitter 286/256 and mirroring, linear decay over the second half, "
