@@ -134,12 +134,21 @@ def _photo_edges():
     return edges, photo, dict(a_is_labels=False, b_is_labels=False)
 
 
+def _photo_gray():
+    """skimage's astronaut: its grey levels (float) -> the RGB photo (colour from structure)."""
+    from skimage import color, data
+
+    photo = data.astronaut()
+    return color.rgb2gray(photo).astype(np.float32), photo, dict(a_is_labels=False, b_is_labels=False)
+
+
 TASKS = {
     "nuclei2d-m2i": (lambda: _nuclei2d("m2i"), "nuclei 2-D (512x512), instance mask -> fluorescence"),
     "nuclei2d-i2m": (lambda: _nuclei2d("i2m"), "nuclei 2-D (512x512), fluorescence -> mask (Dice/IoU)"),
     "nuclei3d-m2i": (lambda: _nuclei3d("m2i"), "nuclei 3-D (every 4th of 60 slices, 256x256), mask -> image"),
     "nuclei3d-i2m": (lambda: _nuclei3d("i2m"), "nuclei 3-D (every 4th of 60 slices, 256x256), image -> mask"),
     "photo-edges": (_photo_edges, "skimage astronaut (512x512 RGB): Sobel edges -> photo"),
+    "photo-gray": (_photo_gray, "skimage astronaut (512x512 RGB): grey levels -> RGB photo"),
 }
 
 
