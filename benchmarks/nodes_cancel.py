@@ -2,17 +2,20 @@
 by the progress bar after the first step) to the node handing the interrupt back, with the
 model written to the autosave file. Weights only (the default) against ``save_optimizer``.
 
-    python benchmarks/nodes_cancel.py [--quick] [--generator unet_256] [--crop 256]
+    python benchmarks/nodes_cancel.py [--quick] [--preset auto paper]
 
 Runs the node pack in plain Python with stand-ins for ComfyUI's ``comfy.utils`` and
-``comfy.model_management`` (as tests/test_nodes.py does), on the CPU. ``--quick``: unet_32 with
-8 filters at 32 px (a smoke run; the issue's figure is unet_256 with 64).
+``comfy.model_management`` (as tests/test_nodes.py does), on the CPU, with every other input at
+the node's default. ``auto`` is the node's default preset (``quick-cpu`` on a CPU); ``paper`` is
+unet_256 with 64 filters at 256 px (686 MB with the optimizer state). ``--quick``: preset none
+with unet_32, 8 filters, 32 px (a smoke run).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import sys
 import tempfile
@@ -62,17 +65,15 @@ def _pack(stamp: dict):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--generator", default="unet_256")
-    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--preset", nargs="+", default=["auto", "paper"],
+                        help="node presets to measure (default: auto paper)")
     args = parser.parse_args()
-    generator, crop = ("unet_32", 32) if args.quick else (args.generator, args.crop)
-    filters = 8 if args.quick else 64
     import torch
 
     os.environ["NAPARI_PIX2PIX_MODEL_DIR"] = tempfile.mkdtemp(prefix="pix2pix-cancel-")
     stamp: dict = {}
     nodes = _pack(stamp)
-    image = torch.rand(1, crop, crop, 3)
+    image = torch.rand(1, 64 if args.quick else 286, 64 if args.quick else 286, 3)
     dataset, _ = nodes["Pix2PixPairImages"]().pair(images_a=image, images_b=image.clone())
     train = nodes["Pix2PixTrain"]
     inputs = {}
@@ -80,20 +81,30 @@ def main() -> None:
         for name, entry in train.INPUT_TYPES()[section].items():
             if len(entry) > 1 and "default" in entry[1]:
                 inputs[name] = entry[1]["default"]
+    runs = [("none", dict(generator="unet_32", crop=32, ngf=8, ndf=8))] if args.quick else \
+        [(name, {}) for name in args.preset]
     rows = []
-    for save_optimizer in (False, True):
-        name = f"cancel_{int(save_optimizer)}"
-        kwargs = dict(inputs, dataset=dataset, preset="none", device="cpu", steps=10, generator=generator,
-                      crop=crop, ngf=filters, ndf=filters, autosave=name, save_optimizer=save_optimizer)
-        try:
-            train().train(**kwargs)
-        except _Interrupt:
-            seconds = time.perf_counter() - stamp["interrupt"]
-        path = os.path.join(os.environ["NAPARI_PIX2PIX_MODEL_DIR"], name + ".safetensors")
-        rows.append([generator, crop, "yes" if save_optimizer else "no (default)", f"{seconds:.2f}",
-                     f"{os.path.getsize(path) / 1e6:.0f}"])
+    for preset, extra in runs:
+        for save_optimizer in (False, True):
+            name = f"cancel_{preset}_{int(save_optimizer)}"
+            kwargs = dict(inputs, dataset=dataset, preset=preset, device="cpu", autosave=name,
+                          save_optimizer=save_optimizer, **extra)
+            seconds = float("nan")
+            try:
+                train().train(**kwargs)
+            except _Interrupt:
+                seconds = time.perf_counter() - stamp["interrupt"]
+            path = os.path.join(os.environ["NAPARI_PIX2PIX_MODEL_DIR"], name + ".safetensors")
+            from napari_pix2pix.checkpoint import read_header
+
+            model = json.loads(read_header(path)[1]["model"])
+            rows.append([preset if preset != "auto" else "auto (default)",
+                         f"{model['generator']} ngf {model['ngf']}",
+                         "yes" if save_optimizer else "no (default)", f"{seconds:.2f}",
+                         f"{os.path.getsize(path) / 1e6:.0f}"])
+            os.unlink(path)
     print(machine_line())
-    print(table(["generator", "crop", "optimizer state saved", "cancel cost (s)", "file (MB)"], rows,
+    print(table(["preset", "generator", "optimizer state saved", "cancel cost (s)", "file (MB)"], rows,
                 title="Train Pix2Pix node: Cancel after step 1 (CPU)"))
 
 

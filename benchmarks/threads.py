@@ -4,7 +4,9 @@ unloaded and with one competing busy process. Prints the table and auto / best p
     python benchmarks/threads.py            # unet_128 ngf 16 crop 128, and unet_256 ngf 64 crop 256
     python benchmarks/threads.py --quick    # fewer steps, the small model only
 
-Goal (issue 13): auto >= 0.9 x the best in every cell. "Unloaded" means no competitor started
+Each cell alternates the thread counts over ``--rounds`` rounds and reports medians. Auto's choice
+is made in the cell's own conditions (after the competitor has started). Goal (issue 13): auto >=
+0.9 x the best in every cell. "Unloaded" means no competitor started
 by this script; the table states the load average, since other processes may be running.
 """
 
@@ -47,12 +49,22 @@ def rate(trainer, threads: int, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+def rates(trainer, counts, steps: int, rounds: int) -> dict:
+    """Median steps/s per thread count, the counts alternated in every round (load drifts)."""
+    seen = {n: [] for n in counts}
+    for _ in range(rounds):
+        for n in counts:
+            seen[n].append(rate(trainer, n, steps))
+    return {n: float(np.median(v)) for n, v in seen.items()}
+
+
 def main(argv=None) -> None:
     from napari_pix2pix.threads import choose_threads, usable_cores
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--rounds", type=int, default=3, help="alternated rounds per cell (median reported)")
     args = p.parse_args(argv)
     models = dict(list(MODELS.items())[:1]) if args.quick else MODELS
     cores = usable_cores()
@@ -68,7 +80,7 @@ def main(argv=None) -> None:
                 time.sleep(1.0)
             try:
                 choice = choose_threads("auto", work=trainer.work, cores=cores)
-                measured = {n: rate(trainer, n, steps) for n in sorted({1, cores, choice.intra})}
+                measured = rates(trainer, sorted({1, cores, choice.intra}), steps, args.rounds)
             finally:
                 if busy is not None:
                     busy.terminate()

@@ -81,9 +81,7 @@ def _optimizer_tensors(prefix: str, state: dict, tensors: dict) -> str:
 
     for index, values in state["state"].items():
         for key, value in values.items():
-            if not torch.is_tensor(value):
-                value = torch.tensor(value)
-            tensors[f"{prefix}/{index}/{key}"] = value.detach().cpu().contiguous()
+            tensors[f"{prefix}/{index}/{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
     return json.dumps(state["param_groups"])
 
 
@@ -98,10 +96,24 @@ def _optimizer_state(prefix: str, groups_json: str | None, tensors: dict) -> dic
     return {"state": state, "param_groups": json.loads(groups_json)}
 
 
-def _check_finite(tensors: dict, path: Path) -> None:
+def _non_finite(tensors: dict) -> list[str]:
+    """Names of the floating-point tensors that hold a NaN or an infinity. One reduction per
+    tensor first (a sum is finite only when every element is; float32 accumulation for the
+    half types), element by element only where a sum is not finite (a NaN, or an overflow)."""
     import torch
 
-    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    floats = [(name, t) for name, t in tensors.items() if t.is_floating_point() and t.numel()]
+    if not floats:
+        return []
+    with torch.no_grad():
+        sums = torch.stack([t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32)
+                            .to(torch.float64) for _, t in floats])
+        suspects = (~torch.isfinite(sums)).nonzero().flatten().tolist()
+        return [floats[i][0] for i in suspects if not bool(torch.isfinite(floats[i][1]).all())]
+
+
+def _check_finite(tensors: dict, path: Path, bad: list[str] | None = None) -> None:
+    bad = _non_finite(tensors) if bad is None else bad
     if bad:
         shown = ", ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "")
         raise NonFiniteStateError(
@@ -119,16 +131,62 @@ def _rescue_dirs() -> list[Path]:
     return dirs
 
 
+def _writable(tensors: dict) -> dict:
+    """The tensors as safetensors writes them: detached, on the CPU, dense. Written straight from
+    the caller's tensors: a copy is made only where one is needed (another device, a strided
+    view, a second name for memory already listed, which safetensors refuses). The write happens
+    before the caller runs another step, so nothing changes the tensors while they are written."""
+    out, seen = {}, set()
+    for name, value in tensors.items():
+        t = value.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        if not t.is_contiguous():
+            t = t.contiguous()
+        if t.numel():
+            storage = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+            if storage in seen or t.untyped_storage().nbytes() != t.numel() * t.element_size():
+                t = t.clone()
+                storage = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+            seen.add(storage)
+        out[name] = t
+    return out
+
+
 def _write(path: Path, tensors: dict, meta: dict) -> Path:
+    """safetensors' writer inside :func:`~napari_pix2pix.paths.atomic_write`, with the finite
+    check beside it (a thread: both release the GIL). A refusal comes before the rename, so a
+    refused file never replaces ``path`` (its temporary file is removed)."""
+    import threading
+
     from safetensors import torch as st
 
-    return atomic_write(path, lambda tmp: st.save_file(tensors, tmp, metadata=meta), what="model file")
+    def write(tmp) -> None:
+        found: dict = {}
+
+        def screen() -> None:
+            try:
+                found["bad"] = _non_finite(tensors)
+            except BaseException as exc:  # noqa: BLE001 - raised in the writing thread below
+                found["error"] = exc
+
+        worker = threading.Thread(target=screen, name="pix2pix-finite-check", daemon=True)
+        worker.start()
+        try:
+            st.save_file(tensors, tmp, metadata=meta)
+        finally:
+            worker.join()
+            if "error" in found:
+                raise found["error"]
+            _check_finite(tensors, path, found["bad"])  # the refusal wins over a failed write
+
+    return atomic_write(path, write, what="model file")
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint, *, fallback: bool = True) -> Path:
     """Write ``ckpt`` atomically as safetensors. Returns the path.
 
-    Refuses (:class:`NonFiniteStateError`, nothing written) when any weight, buffer or optimizer
+    Refuses (:class:`NonFiniteStateError`; the file at ``path`` is left as it was) when any weight, buffer or optimizer
     tensor is NaN or infinite. Removes stale ``.<name>.*.tmp`` siblings left by a killed write.
     When the write fails with an OSError and ``fallback`` is True, the model is written to a
     rescue folder (``$NAPARI_PIX2PIX_RESCUE_DIR``, ``~/napari-pix2pix-rescue`` or the temporary
@@ -140,7 +198,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint, *, fallback: bool
     for prefix, state in (("generator", ckpt.generator), ("discriminator", ckpt.discriminator),
                           ("generator_raw", ckpt.generator_raw or {})):
         for key, value in state.items():
-            tensors[f"{prefix}/{key}"] = value.detach().cpu().contiguous().clone()
+            tensors[f"{prefix}/{key}"] = value
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -161,8 +219,8 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint, *, fallback: bool
     if ckpt.optimizer_d is not None:
         meta["optimizer_d_groups"] = _optimizer_tensors("optimizer_d", ckpt.optimizer_d, tensors)
     for name, state in (ckpt.rng or {}).items():
-        tensors[f"rng/{name}"] = state.detach().cpu().contiguous().clone()
-    _check_finite(tensors, path)
+        tensors[f"rng/{name}"] = state
+    tensors = _writable(tensors)
     clean_stale_temp_files(path, STALE_TEMP_SECONDS)
     try:
         return _write(path, tensors, meta)

@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 from .config import AugmentConfig, DataConfig, ModelConfig, NormConfig, TileConfig, TrainConfig
+from .data.load import MAX_DETECTED_CHANNELS
 from .errors import Pix2PixError
 from .schema import Option, check_value, get_option, options_of
 
 FACE = "cli"
-MAX_DETECTED_CHANNELS = 8
 
 
 # ------------------------------------------------------------------------- schema -> argparse
@@ -206,74 +206,39 @@ def _data_config(args, parser) -> DataConfig:
     return DataConfig(norm_a=_norm_config(args, "a", parser), norm_b=_norm_config(args, "b", parser), **values)
 
 
-def detect_channel_axis(shape, max_channels: int = MAX_DETECTED_CHANNELS) -> int | None:
-    """The channel axis of a C,Y,X / Y,X,C (or Z,Y,X,C / C,Z,Y,X) array: the first or last axis
-    when exactly one of them has at most ``max_channels`` entries; None when that is ambiguous."""
-    if len(shape) < 3:
-        return None
-    first, last = shape[0] <= max_channels, shape[-1] <= max_channels
-    if first == last:
-        return None
-    return 0 if first else len(shape) - 1
-
-
-def _channel_axis(array, args, say) -> int:
-    from .errors import DatasetError
-
-    if args.channel_axis is not None:
-        return args.channel_axis
-    axis = detect_channel_axis(array.shape)
-    if axis is None:
-        raise DatasetError(f"the channel axis of {args.source} (shape {list(array.shape)}) is ambiguous.",
-                           "name it with --channel-axis (0 for C,Y,X; -1 for Y,X,C).", setting="channel_axis")
-    say(f"channels on axis {axis} ({array.shape[axis]} channels)")
-    return axis
-
-
 def load_dataset(args, parser, say=print):
-    """The :class:`PairedDataset` named by the source options."""
-    from .data import sources
+    """The :class:`PairedDataset` named by the source options: the flags become one
+    :class:`~napari_pix2pix.data.PairSpec`, run once through :func:`~napari_pix2pix.data.pair`."""
+    from .data.pipeline import pair
+    from .data.spec import PairSpec
 
     config = _data_config(args, parser)
     if config.task == "colorize":  # issue 18: L -> ab pairs from RGB images; no target
         if args.target or args.ab_folder or not args.source:
             _usage(parser, "--task colorize takes --source RGB_FILE_OR_FOLDER only (no --target, no --ab-folder)")
         from .devices import resolve_device
-        from .tasks import colorize_from_paths
 
-        return colorize_from_paths(args.source, config, device=resolve_device(getattr(args, "device", None) or "cpu"))
-    if args.ab_folder:
+        spec = PairSpec.colorize(args.source, config, device=resolve_device(getattr(args, "device", None) or "cpu"))
+    elif args.ab_folder:
         if args.source or args.target:
             _usage(parser, "use either --ab-folder or --source/--target, not both")
-        return sources.from_ab_folder(args.ab_folder, config)
-    if not args.source:
+        spec = PairSpec.ab_folder(args.ab_folder, config)
+    elif not args.source:
         _usage(parser, "a source is required: --source A --target B, or --ab-folder DIR")
-    if args.channels_a or args.channels_b:
+    elif args.channels_a or args.channels_b:
         if not (args.channels_a and args.channels_b) or args.target:
             _usage(parser, "--channels-a and --channels-b go together, with --source and no --target")
-        from .io import read_image
-
-        image = read_image(args.source)
-        dataset = sources.from_channels(image, args.channels_a, args.channels_b, config,
-                                        channel_axis=_channel_axis(image, args, say), name=Path(args.source).stem)
-        dataset.source.update(path=str(args.source))
-        return dataset
-    if not args.target:
+        spec = PairSpec.channels(args.source, args.channels_a, args.channels_b, config,
+                                 channel_axis=args.channel_axis)  # None: detected (and announced)
+    elif not args.target:
         _usage(parser, "--target is required with --source (or use --channels-a/--channels-b)")
-    if args.channel_axis is not None:
+    elif args.channel_axis is not None:
         if not (Path(args.source).is_file() and Path(args.target).is_file()):
             _usage(parser, "--channel-axis with --target needs two files (folders are read as they are)")
-        import numpy as np
-
-        from .io import read_image
-
-        def channels_last(path):  # a 2-D side has no channel axis to move
-            arr = read_image(path)
-            return (np.moveaxis(arr, args.channel_axis, -1), True) if arr.ndim >= 3 else (arr, False)
-
-        (a, rgb_a), (b, rgb_b) = channels_last(args.source), channels_last(args.target)
-        return sources.from_arrays(a, b, config, rgb_a=rgb_a, rgb_b=rgb_b, names=Path(args.source).stem)
-    return sources.from_paths(args.source, args.target, config)
+        spec = PairSpec.files(args.source, args.target, config, channel_axis=args.channel_axis)
+    else:
+        spec = PairSpec.paths(args.source, args.target, config)
+    return pair(spec, say=say)
 
 
 # ------------------------------------------------------------------------------- output
@@ -481,20 +446,6 @@ def _inputs(path: Path) -> list[Path]:
     return [path]
 
 
-def _model_task(path) -> str:
-    """The task recorded in a .safetensors model file (translate for other files)."""
-    if not str(path).endswith(".safetensors"):
-        return "translate"
-    from .checkpoint import read_header
-    from .tasks import task_of
-
-    try:
-        data = json.loads(read_header(path)[1].get("data", "{}"))
-    except (ValueError, Pix2PixError):
-        return "translate"  # the ordinary load reports what is wrong with the file
-    return task_of(data if isinstance(data, dict) else {})
-
-
 def cmd_translate(args, parser) -> int:
     from .io import read_image, write_image
     from .paths import check_output, preflight
@@ -514,21 +465,18 @@ def cmd_translate(args, parser) -> int:
     for f, target in zip(files, targets):  # before any work: never replace an input, or a file unasked
         check_output(target, [f, args.model], args.overwrite, overwrite_setting="--overwrite")
     preflight(targets[0], sum(f.stat().st_size for f in files), "output")
-    # issue 18: colorize models and uncertainty/realism maps go through napari_pix2pix.uncertainty
-    maps = config.samples > 1 or args.uncertainty or args.realism
     if args.uncertainty and config.samples < 2:
         _usage(parser, "--uncertainty needs --samples N with N >= 2 (e.g. --samples 8)")
-    if maps or _model_task(args.model) == "colorize":
-        from .model import Pix2PixModel
+    # every model (translate or colorize) and every mode (one pass, samples, realism) runs through one Predictor
+    predictor = Predictor.load(args.model, config=config)  # backend: config.backend (auto: by the file)
+    if config.samples > 1 or args.uncertainty or args.realism:
         from .uncertainty import write_maps
 
-        model = Pix2PixModel.load(args.model, device=config.device)
         for f, target in zip(files, targets):
-            write_maps(model, read_image(f), target, config=config, samples=config.samples,
+            write_maps(predictor, read_image(f), target, config=config, samples=config.samples,
                        uncertainty=args.uncertainty, realism=args.realism, folder=src.is_dir(),
                        output_dtype=config.output_dtype, channel_axis=args.channel_axis, quiet=args.quiet)
         return 0
-    predictor = Predictor.load(args.model, config=config)  # backend: config.backend (auto: by the file)
     for f, target in zip(files, targets):
         image = read_image(f)
         out = predictor.predict(image, output_dtype=config.output_dtype, channel_axis=args.channel_axis)

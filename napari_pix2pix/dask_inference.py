@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 from .config import TileConfig
-from .errors import InputError
+from .errors import ConfigError, InputError
 
 BOUNDARY_CHOICES = ("reflect", "none")
 _LOCKS: dict[int, threading.Lock] = {}
@@ -73,7 +73,7 @@ def translate_dask(model, darr, config: TileConfig | None = None, channel_axis: 
     """
     import dask.array as da
 
-    from .predict import Predictor, clamp_tiling, output_dtype_of
+    from .predict import Predictor, clamp_tiling
 
     if isinstance(model, Predictor):
         config = config or model.config
@@ -92,6 +92,9 @@ def translate_dask(model, darr, config: TileConfig | None = None, channel_axis: 
     if x.dtype.kind not in "uif":
         raise InputError(f"the image has dtype {x.dtype}, which is not an image type.",
                          "convert it to an integer or float array.")
+    task = getattr(backend, "task", "translate")
+    if channel_axis is None and task == "colorize" and x.ndim >= 3 and x.shape[-1] in (3, 4) and x.shape[-2] > 4:
+        channel_axis = -1  # RGB(A), by the rule the in-memory colorize path applies
     squeeze = channel_axis is None
     if squeeze:
         if backend.in_channels != 1:
@@ -103,10 +106,17 @@ def translate_dask(model, darr, config: TileConfig | None = None, channel_axis: 
     if x.ndim < 3:
         raise InputError(f"the image must be at least 2-D, got shape {tuple(x.shape)}.", "pass a [Y, X] image.")
     h, w = x.shape[-3:-1]
+    if config.samples > 1:
+        raise ConfigError(f"samples={config.samples}: stochastic samples are not run block by block (each block "
+                          "would draw its own dropout masks).",
+                          "use samples 1 with dask, or translate the image in memory for uncertainty maps.")
     norm_a = backend.normalizations(x.dtype)[0]
-    if norm_a.mode == "percentile" and norm_a.per_image:
+    if task == "translate" and norm_a.mode == "percentile" and norm_a.per_image:
         warnings.warn("the model normalises each image by its own percentiles; with dask every block "
                       "is normalised by its own, which can show at block edges.", stacklevel=2)
+    if task == "colorize" and x.dtype.kind == "f":
+        warnings.warn("a colorize model reads a float image as 0..1, or as 0..255 when its maximum is above 1; "
+                      "with dask each block decides by its own maximum.", stacklevel=2)
 
     tile, overlap = clamp_tiling(config.tile, config.overlap)
     tile = tile or max(h, w)
@@ -120,9 +130,9 @@ def translate_dask(model, darr, config: TileConfig | None = None, channel_axis: 
     depth = min(depth, min(x.chunks[-3]), min(x.chunks[-2]))
     block_config = config.replace(tile=tile if config.tile else 0, overlap=overlap)
     predictor = Predictor(backend, block_config)
-    out_c = backend.out_channels
+    out_c = predictor.output_channels(x.dtype)  # by the task: colorize gives RGB
     out_chunks = x.chunks[:-1] + ((out_c,),)
-    dtype = output_dtype_of(output_dtype, x.dtype, backend.normalizations(x.dtype)[1])
+    dtype = predictor.output_dtype(output_dtype, x.dtype)
     axes_depth = {x.ndim - 3: depth, x.ndim - 2: depth}
     y = da.map_overlap(
         _translate_block, x, depth=axes_depth, boundary="reflect" if boundary == "reflect" else "none",

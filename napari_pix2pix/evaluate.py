@@ -126,15 +126,13 @@ def model_space(model, raw_a: np.ndarray, raw_b: np.ndarray):
 def predict(model, a, config: TileConfig | None = None, progress=None, cancel=None):
     """Generator output ``[N, C_out, H, W]`` (CPU float32, model space) for ``a`` ``[N, C_in, H, W]``
     in model space, with the tiling and test-time mode of ``config``."""
-    from .inference import run_generator, test_time_mode
-    from .predict import clamp_tiling
+    import torch
 
-    config = config or TileConfig()
-    tile, overlap = clamp_tiling(config.tile, config.overlap)
-    with test_time_mode(model.generator, config.mode, config.seed):
-        return run_generator(model.generator, a, tile=tile, overlap=overlap,
-                             batch_size=config.batch_size, size_multiple=model.config.size_multiple,
-                             device=model.device, precision=config.precision, progress=progress, cancel=cancel)
+    from .predict import Predictor
+
+    x = a.detach().cpu().float().numpy() if torch.is_tensor(a) else np.asarray(a, np.float32)
+    y = Predictor.from_model(model, config or TileConfig()).predict_model_space(x, progress=progress, cancel=cancel)
+    return torch.from_numpy(np.ascontiguousarray(y))
 
 
 def pair_metrics(fake, target, norm_b=None) -> dict:

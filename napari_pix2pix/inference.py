@@ -29,10 +29,10 @@ import numpy as np
 
 from .config import TileConfig
 from .errors import InputError
+from .layout import model_to_napari, napari_to_model
+from .limits import MAX_IMAGE_DIMS
 # the tiling is implemented once, in predict.py; re-exported here for existing callers
 from .predict import clamp_tiling, ramp, run_tiles, tile_starts, tile_weights  # noqa: F401
-
-MAX_STACK_DIMS = 2  # at most [T, Z, Y, X(, C)]
 
 
 # ------------------------------------------------------------------------------ validation
@@ -55,6 +55,15 @@ def check_array(array, name: str = "image") -> np.ndarray:
             raise InputError(f"the {name} has {int(bad.sum())} NaN or infinite pixels.",
                              "replace them first, e.g. np.nan_to_num(image) or fill them from neighbours.")
     return array
+
+
+def check_stack(stack: tuple[int, ...]) -> None:
+    """Refuse more stack axes than :data:`~napari_pix2pix.limits.MAX_IMAGE_DIMS` allows besides
+    Y and X (at most ``[T, Z, Y, X]``)."""
+    if len(stack) + 2 > MAX_IMAGE_DIMS:
+        raise InputError(f"the image has {len(stack) + 2} dimensions besides channels; at most "
+                         f"{MAX_IMAGE_DIMS} (T, Z, Y, X) are supported.",
+                         "select a 2-D to 4-D sub-array (e.g. one channel or one time point) first.")
 
 
 def to_model_layout(array: np.ndarray, in_channels: int, channel_axis: int | None = None
@@ -81,23 +90,14 @@ def to_model_layout(array: np.ndarray, in_channels: int, channel_axis: int | Non
                          f"choose an image with {in_channels} channel(s) or a model trained on {channels}.")
     if array.ndim < 3:
         raise InputError(f"the image must be at least 2-D, got shape {array.shape}.", "pass a [Y, X] image.")
-    stack = array.shape[:-3]
-    if len(stack) > MAX_STACK_DIMS:
-        raise InputError(f"the image has {array.ndim - 1} dimensions besides channels; at most "
-                         f"{MAX_STACK_DIMS + 2} (T, Z, Y, X) are supported.",
-                         "select a 2-D to 4-D sub-array (e.g. one channel or one time point) first.")
-    h, w = array.shape[-3:-1]
-    flat = array.reshape((-1, h, w, array.shape[-1]))
-    return np.ascontiguousarray(np.moveaxis(flat, -1, 1)), stack
+    check_stack(array.shape[:-3])
+    x, stack = napari_to_model(array, channel_axis=-1)
+    return np.ascontiguousarray(x), stack
 
 
 def from_model_layout(y: np.ndarray, stack: tuple[int, ...], squeeze_channels: bool = True) -> np.ndarray:
     """``[N, C, H, W]`` -> ``[..stack, H, W(, C)]`` (channel axis dropped when C == 1)."""
-    out = np.moveaxis(y, 1, -1)
-    out = out.reshape(stack + out.shape[1:])
-    if squeeze_channels and out.shape[-1] == 1:
-        out = out[..., 0]
-    return out
+    return model_to_napari(y, stack, squeeze_channels=squeeze_channels)
 
 
 # -------------------------------------------------------------------------------- network
@@ -178,15 +178,5 @@ def translate(model, image, *, config: TileConfig | None = None, channel_axis: i
     """
     from .predict import Predictor
 
-    if not isinstance(model, Predictor):
-        from .tasks import task_of, translate_colorize
-
-        if task_of(model) == "colorize":  # L -> ab: the output is RGB (issue 18)
-            return translate_colorize(model, image, config=config, channel_axis=channel_axis,
-                                      output_dtype=output_dtype, progress=progress, cancel=cancel)
-    if isinstance(model, Predictor):
-        predictor = model if config is None else Predictor(model.backend, config)
-    else:
-        predictor = Predictor.from_model(model, config)
-    return predictor.predict(image, channel_axis=channel_axis, output_dtype=output_dtype, progress=progress,
-                             cancel=cancel)
+    return Predictor.of(model, config).predict(image, channel_axis=channel_axis, output_dtype=output_dtype,
+                                               progress=progress, cancel=cancel, samples=1)

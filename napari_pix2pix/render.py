@@ -1,6 +1,8 @@
-"""Pictures for people: 8-bit display scaling, a diverging colormap and contact sheets (numpy only).
+"""Pictures for people: 8-bit display scaling, colormaps and contact sheets.
 
-Layouts: images are ``[H, W]`` or ``[H, W, C]``; results are uint8 ``[H, W, 3]``.
+Layouts: images are ``[H, W]`` or ``[H, W, C]``; results are uint8 ``[H, W, 3]``. Colormaps come
+from kornia (``kornia.color.ColorMap`` / ``apply_colormap``, a core dependency); torch is
+imported only when a colormap is drawn.
 """
 
 from __future__ import annotations
@@ -28,15 +30,30 @@ def to_uint8(image: np.ndarray, low: float = 0.5, high: float = 99.5, *,
     return y[..., :3]
 
 
+COLORMAP_STEPS = 255  # an odd count: the middle colour sits exactly at 0.5 (0 of a diverging map)
+
+
+def colormap(values: np.ndarray, name: str = "viridis") -> np.ndarray:
+    """``[H, W]`` values in 0..1 (clipped; NaN as 0) -> uint8 RGB ``[H, W, 3]`` through kornia's
+    colormap ``name`` (any of ``kornia.color.ColorMapType``: viridis, plasma, seismic, ...)."""
+    import torch
+    from kornia.color import ColorMap, apply_colormap
+
+    v = np.clip(np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0), 0.0, 1.0)
+    with torch.no_grad():
+        rgb = apply_colormap(torch.from_numpy(np.ascontiguousarray(v))[None, None],
+                             ColorMap(name, num_colors=COLORMAP_STEPS))[0]
+    return (np.moveaxis(rgb.numpy(), 0, -1) * 255 + 0.5).astype(np.uint8)
+
+
 def diverging(values: np.ndarray, limit: float | None = None) -> np.ndarray:
-    """Blue (negative) - white (0) - red (positive) colours for ``[H, W]`` values; ``limit``
-    is the magnitude mapped to full colour (default: the largest magnitude)."""
+    """Blue (negative) - white (0) - red (positive) colours for ``[H, W]`` values (kornia's
+    ``seismic``, centred at 0); ``limit`` is the magnitude mapped to the ends (default: the
+    largest magnitude)."""
     v = np.asarray(values, dtype=np.float64)
-    limit = float(np.abs(v).max()) if limit is None else float(limit)
+    limit = float(np.abs(v).max()) if limit is None and v.size else float(limit or 0.0)
     t = np.clip(v / (limit or 1.0), -1, 1)
-    pos, neg = np.clip(t, 0, 1), np.clip(-t, 0, 1)
-    rgb = np.stack([1 - neg, 1 - pos - neg, 1 - pos], -1)  # red keeps R, blue keeps B
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return colormap((t + 1.0) / 2.0, "seismic")
 
 
 def grid(rows: list[list[np.ndarray]], gap: int = 4, fill: int = 255) -> np.ndarray:

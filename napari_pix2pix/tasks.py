@@ -11,6 +11,10 @@
   chroma falls outside the sRGB gamut it is reduced (towards gray, per pixel) until it fits,
   so the output's lightness is the input's.
 
+Inference runs through :class:`~napari_pix2pix.predict.Predictor`, which takes each task's
+adapter (:func:`adapter`: :class:`TranslateTask`, :class:`ColorizeTask`) for the way from an
+image to the network's input and back.
+
 The task is recorded in the model file (``data['task']`` and ``data['source']['task']``);
 files without it are ``translate``.
 
@@ -137,7 +141,7 @@ def _is_rgb(array: np.ndarray, channel_axis: int | None) -> bool:
 def to_rgb_layout(image: np.ndarray, channel_axis: int | None = None) -> tuple[np.ndarray, tuple[int, ...], bool]:
     """``[..., Y, X]`` (gray) or ``[..., Y, X, 3|4]`` -> (float32 RGB 0..1 ``[N, 3, H, W]``,
     stack shape, whether the input was colour)."""
-    from .inference import MAX_STACK_DIMS, check_array
+    from .inference import check_array, check_stack
 
     image = check_array(image)
     colour = _is_rgb(image, channel_axis)
@@ -158,9 +162,7 @@ def to_rgb_layout(image: np.ndarray, channel_axis: int | None = None) -> tuple[n
     if rgb.ndim < 3:
         raise InputError(f"the image must be at least 2-D, got shape {image.shape}.", "pass a [Y, X] image.")
     stack = rgb.shape[:-3]
-    if len(stack) > MAX_STACK_DIMS:
-        raise InputError(f"the image has {len(stack)} stack axes; at most {MAX_STACK_DIMS} are supported.",
-                         "select a 2-D to 4-D sub-array first.")
+    check_stack(stack)
     flat = rgb.reshape((-1,) + rgb.shape[-3:])
     return np.ascontiguousarray(np.moveaxis(flat, -1, 1)), stack, colour
 
@@ -176,88 +178,97 @@ def from_unit_rgb(rgb01: np.ndarray, dtype) -> np.ndarray:
     return rgb01.astype(dtype)
 
 
-# ------------------------------------------------------------------------------ encode/decode
+# ------------------------------------------------------------------------------ task adapters
 @dataclass
 class Encoded:
-    """An input ready for the generator, and the way back.
+    """An input ready for the network, and the way back.
 
-    ``x``: ``[N, C_in, H, W]`` float32 (CPU) in model units. ``decode(y, dtype, raw=False)``: model
+    ``x``: ``[N, C_in, H, W]`` float32 numpy in model units. ``decode(y, dtype, raw=False)``: model
     output ``[N, C_out, H, W]`` (numpy) -> image in the caller's layout and ``dtype`` (``raw``:
-    float64 in that dtype's units, unrounded, for averaging). ``dtypes``:
-    output dtype for ``'input'`` and ``'target'``."""
+    float64 in that dtype's units, unrounded, for averaging). ``dtypes``: output dtype for
+    ``'input'`` and ``'target'``."""
 
-    x: object
+    x: np.ndarray
     stack: tuple
     decode: Callable
     dtypes: dict
 
 
-def encode(model, image, channel_axis: int | None = None) -> Encoded:
-    """Prepare ``image`` for ``model`` according to the model's task (see the module docstring)."""
-    import torch
+class TranslateTask:
+    """A -> B: each side mapped by the model's fitted normalisation (every older model file)."""
 
-    from .inference import check_array, from_model_layout, to_model_layout
+    name = "translate"
 
-    if task_of(model) == "colorize":
+    def dtypes(self, backend, dtype) -> dict:
+        return {"input": np.dtype(dtype), "target": np.dtype(backend.normalizations(dtype)[1].dtype)}
+
+    def output_channels(self, backend, dtype) -> int:
+        return int(backend.normalizations(dtype)[1].channels)
+
+    def encode(self, backend, image, channel_axis: int | None = None) -> Encoded:
+        from .inference import check_array, from_model_layout, to_model_layout
+
+        image = check_array(image)
+        norm_a, norm_b = backend.normalizations(image.dtype)
+        x, stack = to_model_layout(image, norm_a.channels, channel_axis)  # data channels (onehot labels: 1)
+        x = np.ascontiguousarray(norm_a.forward(x), dtype=np.float32)
+        if x.shape[1] != backend.in_channels:
+            raise InputError(f"after normalisation the image has {x.shape[1]} channels but the model expects "
+                             f"{backend.in_channels}.", "choose a matching model or image.")
+
+        def decode(y, dtype, raw=False):
+            # raw: float64 in data units, not rounded (labels: ids)
+            return from_model_layout(norm_b.inverse(np.asarray(y), dtype=np.float64 if raw else dtype), stack)
+
+        return Encoded(x, stack, decode, {"input": image.dtype, "target": np.dtype(norm_b.dtype)})
+
+
+class ColorizeTask:
+    """L -> ab in kornia's Lab: RGB or gray in, the input's L and the predicted ab out as RGB."""
+
+    name = "colorize"
+    chunk = 8  # slices converted at once (bounds the Lab conversion's memory)
+
+    def dtypes(self, backend, dtype) -> dict:
+        source = (getattr(backend, "data", None) or {}).get("source") or {}
+        return {"input": np.dtype(dtype), "target": np.dtype(source.get("rgb_dtype", np.dtype(dtype).name))}
+
+    def output_channels(self, backend, dtype) -> int:
+        return 3
+
+    def encode(self, backend, image, channel_axis: int | None = None) -> Encoded:
+        import torch
+
+        from .inference import from_model_layout
+
         rgb, stack, _ = to_rgb_layout(image, channel_axis)
-        source_dtype = np.asarray(image).dtype
-        target_dtype = np.dtype((model.checkpoint.data.get("source") or {}).get("rgb_dtype", source_dtype.name))
+        device = getattr(backend, "torch_device", "cpu")
+        n = self.chunk
         with torch.no_grad():
-            l_norm = torch.cat([rgb_to_model(torch.from_numpy(rgb[i:i + 8]).to(model.device))[0].cpu()
-                                for i in range(0, len(rgb), 8)])
+            l_norm = torch.cat([rgb_to_model(torch.from_numpy(rgb[i:i + n]).to(device))[0].cpu()
+                                for i in range(0, len(rgb), n)])
 
         def decode(y, dtype, raw=False):
             with torch.no_grad():
                 yt = torch.as_tensor(np.asarray(y, np.float32))
-                out = torch.cat([model_to_rgb(l_norm[i:i + 8].to(model.device),
-                                              yt[i:i + 8].to(model.device)).cpu()
-                                 for i in range(0, len(yt), 8)]).numpy()
+                out = torch.cat([model_to_rgb(l_norm[i:i + n].to(device), yt[i:i + n].to(device)).cpu()
+                                 for i in range(0, len(yt), n)]).numpy()
             dtype = np.dtype(dtype)
             if raw:  # float64 in the units of dtype, not rounded
                 top = float(np.iinfo(dtype).max) if dtype.kind in "iu" else 1.0
                 return from_model_layout(out.astype(np.float64) * top, stack, squeeze_channels=False)
             return from_model_layout(from_unit_rgb(out, dtype), stack, squeeze_channels=False)
 
-        return Encoded(l_norm, stack, decode, {"input": source_dtype, "target": target_dtype})
-
-    image = check_array(image)
-    norm_a, norm_b = model.normalizations(image.dtype)
-    x, stack = to_model_layout(image, norm_a.channels, channel_axis)
-    xt = torch.from_numpy(np.ascontiguousarray(norm_a.forward(x), dtype=np.float32))
-    if xt.shape[1] != model.config.in_channels:
-        raise InputError(f"after normalisation the image has {xt.shape[1]} channels but the model expects "
-                         f"{model.config.in_channels}.", "choose a matching model or image.")
-
-    def decode(y, dtype, raw=False):
-        if raw:  # float64 in data units, not rounded (labels: ids)
-            return from_model_layout(norm_b.inverse(np.asarray(y), dtype=np.float64), stack)
-        return from_model_layout(norm_b.inverse(np.asarray(y), dtype=dtype), stack)
-
-    return Encoded(xt, stack, decode, {"input": image.dtype, "target": np.dtype(norm_b.dtype)})
+        return Encoded(np.ascontiguousarray(l_norm.numpy(), dtype=np.float32), stack, decode,
+                       self.dtypes(backend, np.asarray(image).dtype))
 
 
-def resolve_dtype(encoded: Encoded, output_dtype: str) -> np.dtype:
-    """``'input'``, ``'target'`` or a dtype name -> the output dtype."""
-    if output_dtype in encoded.dtypes:
-        return np.dtype(encoded.dtypes[output_dtype])
-    return np.dtype(output_dtype)
+ADAPTERS = {"translate": TranslateTask(), "colorize": ColorizeTask()}
 
 
-def translate_colorize(model, image, *, config=None, channel_axis: int | None = None,
-                       output_dtype: str = "input", progress=None, cancel=None) -> np.ndarray:
-    """:func:`napari_pix2pix.inference.translate` for colorize models: ``[..., Y, X]`` or
-    ``[..., Y, X, 3|4]`` -> RGB ``[..., Y, X, 3]`` (L of the input, predicted ab)."""
-    from .config import TileConfig
-    from .inference import run_generator, test_time_mode
-
-    config = config or TileConfig()
-    enc = encode(model, image, channel_axis)
-    with test_time_mode(model.generator, config.mode, config.seed):
-        y = run_generator(model.generator, enc.x, tile=config.tile,
-                          overlap=min(config.overlap, max(config.tile // 2 - 1, 0)), batch_size=config.batch_size,
-                          size_multiple=model.config.size_multiple, device=model.device,
-                          precision=config.precision, progress=progress, cancel=cancel)
-    return enc.decode(y.numpy(), resolve_dtype(enc, output_dtype))
+def adapter(task: str):
+    """The adapter of ``task`` (what :class:`~napari_pix2pix.predict.Predictor` runs through)."""
+    return ADAPTERS[check_task(task)]
 
 
 # --------------------------------------------------------------------------------- pairing

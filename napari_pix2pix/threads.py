@@ -4,11 +4,15 @@ torch's intra-op threads spin while they wait for each other; when another proce
 napari's GUI thread) holds a core, a step with more threads than free cores can run many times
 slower than with one. So the policy counts the cores this process may really use — CPU
 affinity (``os.sched_getaffinity``) and the cgroup CPU quota (``cpu.max`` or
-``cpu.cfs_quota_us``), never ``os.cpu_count()`` — subtracts the ones other runnable processes
-are using right now and one for a GUI thread, and then gives small models one thread (their
-per-step work is too small to split) and larger ones every free core.
+``cpu.cfs_quota_us``), never ``os.cpu_count()`` — subtracts the ones other processes' runnable
+threads hold right now (this process's own threads are not counted) and one for a GUI thread,
+and gives every free core, except to tiny models whose per-step work is too small to split.
 
->>> choose_threads(3).intra
+Measured on a quiet 2-core AMD EPYC (benchmarks/RESULTS.md): unet_128 ngf 16 at 128^2
+(1.9 GFLOP/step) runs 1.42x faster on 2 threads than on 1; with one competing busy process,
+1 thread is 3x faster than 2.
+
+>>> choose_threads(work=10.0, cores=3, busy=0).intra
 3
 """
 
@@ -19,10 +23,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# work per step (GFLOP, forward + backward of G and D) below which one thread is the fastest
-SMALL_WORK_GFLOP = 4.0
-# and the least work worth one more thread
-GFLOP_PER_THREAD = 4.0
+# work per step (GFLOP, forward + backward of G and D) below which one thread is the fastest even
+# on idle cores: the per-layer work of such models is too small to split between threads
+SMALL_WORK_GFLOP = 0.25
 
 
 @dataclass(frozen=True)
@@ -98,15 +101,49 @@ def usable_cores() -> int:
     return max(1, cores)
 
 
-def busy_elsewhere(path: str | os.PathLike = "/proc/stat") -> int:
-    """Runnable threads of other processes right now (``procs_running`` minus this one), 0 if unknown."""
+def _procs_running(path) -> int | None:
     try:
         for line in Path(path).read_text().splitlines():
             if line.startswith("procs_running"):
-                return max(0, int(line.split()[1]) - 1)
+                return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         pass
-    return 0
+    return None
+
+
+def own_running(tasks: str | os.PathLike = "/proc/self/task") -> int:
+    """Runnable threads of this process (state ``R`` in ``/proc/self/task/*/stat``), at least 1:
+    the thread reading them is running."""
+    running = 0
+    try:
+        entries = list(Path(tasks).iterdir())
+    except OSError:
+        return 1
+    for task in entries:
+        try:  # "pid (name) S ...": the state follows the last ')' (names may hold spaces and ')')
+            running += (task / "stat").read_text().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return max(1, running)
+
+
+def busy_elsewhere(path: str | os.PathLike = "/proc/stat", tasks: str | os.PathLike = "/proc/self/task",
+                   samples: int = 5, interval: float = 0.01) -> int:
+    """Runnable threads of *other* processes right now, 0 if unknown: ``procs_running`` (every
+    runnable thread on the machine) minus this process's own runnable threads (torch's spinning
+    intra-op threads and the reader among them), the median of ``samples`` reads ``interval``
+    seconds apart so that a process starting or ending for a moment does not decide."""
+    import time
+
+    seen = []
+    for i in range(max(1, samples)):
+        if i:
+            time.sleep(interval)
+        total = _procs_running(path)
+        if total is None:
+            return 0
+        seen.append(max(0, total - own_running(tasks)))
+    return sorted(seen)[len(seen) // 2]
 
 
 def work_per_step(model, crop: int, batch: int, generator=None, discriminator=None) -> float | None:
@@ -183,13 +220,15 @@ def choose_threads(setting="auto", *, work: float | None = None, cores: int | No
     if setting not in (None, "auto"):
         return ThreadChoice(max(1, int(setting)), "set")
     cores = usable_cores() if cores is None else cores
-    busy = busy_elsewhere() if busy is None else busy
-    free = max(1, cores - min(busy, cores - 1) - (1 if gui and cores > 1 else 0))
+    reserve = 1 if gui and cores > 1 else 0  # a GUI thread needs a core to stay responsive
     small = work is not None and work < SMALL_WORK_GFLOP
+    if busy is None:  # read the load (~40 ms) only where it can change the answer
+        busy = 0 if small or cores - reserve <= 1 else busy_elsewhere()
+    # other processes' runnable threads hold cores (GUI stalls of ~1 s and steps 10x slower were
+    # measured when training took a core another process was running on)
+    free = max(1, cores - min(busy, cores - 1) - reserve)
     threads = 1 if small else free
-    if work is not None and not small:
-        threads = max(1, min(free, int(work // GFLOP_PER_THREAD)))
-    notes = ["small model" if small else "model %.0f GFLOP/step" % work if work is not None else None,
+    notes = ["small model" if small else "model %.1f GFLOP/step" % work if work is not None else None,
              f"{cores} core{'s' if cores != 1 else ''}", f"{busy} busy" if busy else None, "GUI" if gui else None]
     return ThreadChoice(threads, "auto: " + ", ".join(n for n in notes if n))
 

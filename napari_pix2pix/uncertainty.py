@@ -1,6 +1,7 @@
 """Where not to trust a translation: a sample spread (dropout) and a realism map (discriminator).
 
-**Uncertainty** (:func:`translate_samples`): the generator runs ``samples`` times with its dropout
+**Uncertainty** (:meth:`Predictor.sample <napari_pix2pix.predict.Predictor.sample>`, and
+:func:`translate_samples` for a loaded model): the generator runs ``samples`` times with its dropout
 layers active and batch norm on its running statistics (the network is otherwise in eval mode, so
 nothing about the model changes). The output is the per-pixel mean of the passes, the uncertainty
 their per-pixel standard deviation (population, ``ddof=0``), both in the output's units (the std
@@ -10,7 +11,9 @@ size or order; tiles are blended with the usual ramps, so the maps have no seams
 overlap, the blend of independent dropout draws has a smaller spread (by ``sqrt(sum w^2) / sum w``,
 see :func:`blend_spread`); the std is divided by that factor so that overlaps do not show as bands
 of low uncertainty.
-``samples=1`` is ordinary inference (:func:`napari_pix2pix.inference.translate`).
+``samples=1`` is ordinary inference (:func:`napari_pix2pix.inference.translate`). All of it runs
+in the one :class:`~napari_pix2pix.predict.Predictor` (tiling, task, backend); the torch backend
+holds the seeded dropout (:mod:`napari_pix2pix.backends.torch`).
 
 **Realism** (:func:`realism_map`): the conditional discriminator's verdict on (input, output)
 for any translation, as the probability that each cell is real, placed over the output like the
@@ -23,184 +26,33 @@ hints, not error bars.
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
-
 import numpy as np
 
 from .config import TileConfig
 from .errors import InputError
-from .data.normalize import cast_to
+# the machinery lives with the Predictor and the torch backend; re-exported for existing callers
+from .predict import Prediction, blend_spread, tile_seed  # noqa: F401
+from .backends.torch import SeededDropout, dropout_layers, stochastic_mode  # noqa: F401
 
-
-def tile_seed(seed: int, sample: int, index: int, row: int, col: int) -> int:
-    """The dropout seed of one tile of one pass: a hash of its position (not of batch order)."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, sample, index, row, col]).generate_state(1)[0])
-
-
-def dropout_layers(generator) -> list:
-    from torch import nn
-
-    return [m for m in generator.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0]
-
-
-class SeededDropout:
-    """Makes a generator's dropout layers draw one mask per batch item from that item's own
-    ``torch.Generator`` (set with :meth:`seed_items`). Use as a context manager around the passes;
-    the generator must be in eval mode (dropout layers then return their input and the hook
-    applies the mask, scaled by ``1 / (1 - p)`` as in training)."""
-
-    def __init__(self, generator):
-        self.generator = generator
-        self.layers = dropout_layers(generator)
-        self._items: list = []
-        self._handles: list = []
-
-    def __enter__(self):
-        self._handles = [m.register_forward_hook(self._hook) for m in self.layers]
-        return self
-
-    def __exit__(self, *exc):
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    def seed_items(self, seeds) -> None:
-        import torch
-
-        self._items = [torch.Generator().manual_seed(int(s)) for s in seeds]
-
-    def _hook(self, module, inputs, output):
-        import torch
-
-        x = inputs[0]
-        if len(self._items) != x.shape[0]:
-            raise RuntimeError("SeededDropout: seed_items() was not called for this batch")
-        keep = torch.stack([(torch.rand(x.shape[1:], generator=g) >= module.p) for g in self._items])
-        return x * keep.to(device=x.device, dtype=x.dtype) / (1.0 - module.p)
-
-
-@contextlib.contextmanager
-def stochastic_mode(generator):
-    """Eval mode (running batch-norm statistics) with :class:`SeededDropout` masks; restored after."""
-    import torch
-
-    was_training = generator.training
-    generator.eval()
-    try:
-        with SeededDropout(generator) as dropout, torch.no_grad():
-            yield dropout
-    finally:
-        generator.train(was_training)
-
-
-@dataclass
-class SampledTranslation:
-    """``output``: the mean image (the caller's dtype). ``uncertainty``: per-pixel std, float32,
-    same shape as ``output`` (None for one sample). ``realism``: probability-real map ``[..., Y, X]``
-    float32 aligned to the output (None unless asked). ``model_output``: the mean in model units
-    ``[N, C, H, W]`` (float32) for further maps."""
-
-    output: np.ndarray
-    uncertainty: np.ndarray | None = None
-    realism: np.ndarray | None = None
-    model_output: np.ndarray | None = None
-
-
-def blend_spread(shape: tuple[int, int], tile: int, overlap: int, size_multiple: int) -> np.ndarray:
-    """``sqrt(sum w^2) / sum w`` per pixel ``[H, W]`` for the tiles that
-    :func:`~napari_pix2pix.inference.run_generator` blends (same geometry). Where tiles overlap,
-    the blend of independent passes has a smaller spread than each tile by this factor; dividing
-    the std by it removes the bands of low uncertainty the overlaps would otherwise draw."""
-    from .predict import _round_up, ramp, tile_starts
-
-    h, w = shape
-    if tile == 0 or (h <= tile and w <= tile):
-        return np.ones((h, w), np.float64)
-    t = _round_up(tile, size_multiple)
-    th, tw = min(t, _round_up(h, size_multiple)), min(t, _round_up(w, size_multiple))
-    hp, wp = max(h, th), max(w, tw)
-    ys, xs = tile_starts(hp, th, overlap), tile_starts(wp, tw, overlap)
-    win = np.outer(ramp(th, overlap if len(ys) > 1 else 0), ramp(tw, overlap if len(xs) > 1 else 0)).astype(np.float64)
-    total, squares = np.zeros((hp, wp)), np.zeros((hp, wp))
-    for y in ys:
-        for x in xs:
-            total[y:y + th, x:x + tw] += win
-            squares[y:y + th, x:x + tw] += win**2
-    return (np.sqrt(squares) / total)[:h, :w]
-
-
-def _overlap(config: TileConfig) -> int:
-    return min(config.overlap, max(config.tile // 2 - 1, 0))
-
-
-def _run(model, x, config: TileConfig, **kw):
-    from .inference import run_generator
-
-    return run_generator(model.generator, x, tile=config.tile, overlap=_overlap(config),
-                         batch_size=config.batch_size, size_multiple=model.config.size_multiple, device=model.device,
-                         precision=config.precision, **kw)
+SampledTranslation = Prediction  # the name of issue 18
 
 
 def translate_samples(model, image, *, config: TileConfig | None = None, samples: int | None = None,
                       seed: int | None = None, realism: bool = False, channel_axis: int | None = None,
-                      output_dtype: str = "input", progress=None, cancel=None) -> SampledTranslation:
+                      output_dtype: str = "input", progress=None, cancel=None) -> Prediction:
     """Translate ``image`` with ``samples`` stochastic passes (default ``config.samples``) and
-    return the mean, the per-pixel std and, with ``realism=True``, the discriminator's map.
+    return the mean, the per-pixel std and, with ``realism=True``, the discriminator's map:
+    :meth:`Predictor.sample <napari_pix2pix.predict.Predictor.sample>` for ``model`` (a loaded
+    :class:`~napari_pix2pix.model.Pix2PixModel` or a Predictor).
 
     ``seed`` (default ``config.seed``, else 0) fixes every dropout mask: the same seed gives the
     same result on any tile batch size. ``samples=1`` runs ordinary inference in ``config.mode``.
     """
-    from .tasks import encode, resolve_dtype
+    from .predict import Predictor
 
-    config = config or TileConfig()
-    samples = int(samples if samples is not None else getattr(config, "samples", 1))
-    if samples < 1:
-        raise InputError(f"samples={samples} must be at least 1.", "pass 1 (plain inference) or more, e.g. 8.")
-    enc = encode(model, image, channel_axis)
-    dtype = resolve_dtype(enc, output_dtype)
-    if samples == 1:
-        from .inference import test_time_mode
-
-        with test_time_mode(model.generator, config.mode, config.seed):
-            y = _run(model, enc.x, config, progress=progress, cancel=cancel)
-        y = y.numpy()
-        out = SampledTranslation(enc.decode(y, dtype), None, None, y)
-    else:
-        if not dropout_layers(model.generator):
-            raise InputError("this model has no dropout layers, so every sample would be identical.",
-                             "use samples 1, or a model with dropout (a U-Net of at least 6 levels, "
-                             "e.g. unet_64 or unet_256, trained with dropout on).")
-        seed = int(seed if seed is not None else (config.seed if config.seed is not None else 0))
-        mean = m2 = y_sum = None
-        total = samples
-        for k in range(samples):
-            def step(done, n, k=k):
-                if progress is not None:
-                    progress(k * n + done, total * n)
-
-            with stochastic_mode(model.generator) as dropout:
-                y = _run(model, enc.x, config, progress=step, cancel=cancel,
-                         on_batch=lambda group, k=k: dropout.seed_items(
-                             [tile_seed(seed, k, i, r, c) for i, r, c in group]))
-            y = y.numpy()
-            value = enc.decode(y, dtype, raw=True)
-            if mean is None:
-                mean, m2, y_sum = np.zeros_like(value), np.zeros_like(value), np.zeros_like(y, np.float64)
-            delta = value - mean  # Welford: numerically stable running mean and variance
-            mean += delta / (k + 1)
-            m2 += delta * (value - mean)
-            y_sum += y
-        spread = blend_spread(tuple(enc.x.shape[-2:]), config.tile, _overlap(config), model.config.size_multiple)
-        # undo the overlaps' averaging of independent passes (no bands at seams); [H, W(, 1)]
-        spread = spread.reshape(spread.shape + (1,) * (m2.ndim - len(enc.stack) - 2))
-        std = (np.sqrt(m2 / samples) / spread).astype(np.float32)
-        out = SampledTranslation(cast_to(mean, dtype), std, None, (y_sum / samples).astype(np.float32))
-    if realism:
-        out.realism = realism_map(model, enc.x, out.model_output, enc.stack)
-    return out
-
-
+    predictor = Predictor.of(model, config or TileConfig())
+    return predictor.sample(image, samples=samples, seed=seed, realism=bool(realism), channel_axis=channel_axis,
+                            output_dtype=output_dtype, progress=progress, cancel=cancel)
 
 
 def realism_map(model, x, y, stack: tuple = ()) -> np.ndarray:
@@ -236,18 +88,19 @@ def realism_map(model, x, y, stack: tuple = ()) -> np.ndarray:
     return np.stack(maps).reshape(tuple(stack) + (int(h), int(w))).astype(np.float32)
 
 
-def write_maps(model, image, target, *, config: TileConfig, samples: int, uncertainty=None, realism=None,
-               folder: bool = False, output_dtype: str = "input", channel_axis: int | None = None,
-               quiet: bool = False) -> np.ndarray:
+def write_maps(model, image, target, *, config: TileConfig | None = None, samples: int | None = None,
+               uncertainty=None, realism=None, folder: bool = False, output_dtype: str = "input",
+               channel_axis: int | None = None, quiet: bool = False) -> np.ndarray:
     """The CLI's ``translate --samples N --uncertainty STD_FILE --realism MAP_FILE``: write the
     mean to ``target`` and the maps next to it (into folders of those names when ``folder``).
-    Returns the output."""
+    ``model``: a :class:`~napari_pix2pix.predict.Predictor` or a loaded model. Returns the output."""
     from pathlib import Path
 
     from .io import write_image
 
     result = translate_samples(model, image, config=config, samples=samples, realism=bool(realism),
                                channel_axis=channel_axis, output_dtype=output_dtype)
+    samples = 1 if result.uncertainty is None else int(samples or getattr(config, "samples", 1) or 1)
     target = Path(target)
     written = [write_image(target, result.output)]
 

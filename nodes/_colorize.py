@@ -35,19 +35,17 @@ def translate_outputs(model, image, config: TileConfig, *, realism: bool = False
     uncertainty [B, H, W], realism [B, H, W])``. ``uncertainty``: per-pixel std of the
     ``config.samples`` passes in IMAGE units (RMS over channels; zeros for one sample);
     ``realism``: the discriminator's probability real (zeros unless ``realism``)."""
-    from napari_pix2pix.uncertainty import translate_samples
+    from napari_pix2pix.predict import Predictor
 
     arr = cv.image_to_numpy(image, "image")
     if model.task == "colorize":
         x = arr if arr.shape[-1] in (1, 3) else np.ascontiguousarray(arr[..., :3])
-        res = translate_samples(model, x, config=config, realism=realism, channel_axis=-1, output_dtype="float32",
-                                progress=progress, cancel=cancel)
-        y, std = res.output, res.uncertainty
     else:
         x = cv.image_to_data(cv.to_channels(arr, cv.data_channels(model, "a"), "the image", "the model"), model, "a")
-        res = translate_samples(model, x, config=config, realism=realism, channel_axis=-1, output_dtype="float32",
-                                progress=progress, cancel=cancel)
-        y, std = res.output, res.uncertainty
+    res = Predictor.from_model(model, config).sample(x, realism=realism, channel_axis=-1, output_dtype="float32",
+                                                     progress=progress, cancel=cancel)
+    y, std = res.output, res.uncertainty
+    if model.task != "colorize":
         if y.ndim == 3:  # one output channel comes back without a channel axis
             y = y[..., None]
             std = None if std is None else std[..., None]

@@ -373,10 +373,7 @@ def _crop_warning(dataset, crop: int) -> str | None:
 def _save_model(ckpt, path, save_optimizer: bool):
     """Write checkpoint ``ckpt`` to ``path``: weights, configs, step and history; the optimizer
     state only with ``save_optimizer`` (it triples the file and the time to write it)."""
-    try:  # the engine's guarded writer (refuses non-finite weights), where it has one
-        from napari_pix2pix.training.saving import save_finite as save_checkpoint
-    except ImportError:
-        from napari_pix2pix.checkpoint import save_checkpoint
+    from napari_pix2pix.training.saving import save_finite as save_checkpoint  # refuses non-finite weights
 
     if not save_optimizer:
         ckpt = dataclasses.replace(ckpt, optimizer_g=None, optimizer_d=None)
@@ -477,6 +474,7 @@ class Pix2PixTrain:
         from napari_pix2pix.model import Pix2PixModel
         from napari_pix2pix.metrics import CollapseGuard
         from napari_pix2pix.training import FinishedEvent, StepEvent, Trainer, ValidationEvent
+        from napari_pix2pix.training.saving import snapshot
 
         collapse = CollapseGuard()
 
@@ -500,6 +498,7 @@ class Pix2PixTrain:
             rt.show_text(node_id, warning)
         arch = ModelConfig(in_channels=dataset.in_channels, out_channels=dataset.out_channels, **kw["model"])
         resume = _refreshed_checkpoint(model) if model is not None else None  # in memory, no file
+        rt.throw_if_interrupted()  # a Cancel while the graph ran up to here: nothing trained, nothing to save
         trainer = Trainer(arch, config, train_set, val_dataset=val_set, out=None, resume=resume)
         bar = rt.progress_bar(steps)
         interrupt: BaseException | None = None
@@ -507,15 +506,26 @@ class Pix2PixTrain:
         times: list[float] = []
         began = time.perf_counter()
 
-        def checkpoint(final: bool = False):
-            # the model the user gets (the best validated one where the engine selects it)
-            take = getattr(trainer, "model_checkpoint", None) if final else None
-            ckpt = _cpu_copy((take or trainer.checkpoint)(), copy=False)
-            ckpt.history = list(trainer.history)
-            return ckpt
+        def checkpoint(final: bool = False, optimizer: bool = True):
+            # the live CPU tensors, not copies: every save below happens before the next step or
+            # after the last one (the model the user gets: the best validated one with select_best)
+            return snapshot(trainer, optimizer=optimizer, final=final)
 
+        def cancelled() -> BaseException | None:
+            try:
+                rt.throw_if_interrupted()
+            except rt.interrupt_types() as exc:
+                return exc
+            return None
+
+        if (interrupt := cancelled()) is not None:  # pressed while the networks were built
+            message = "training was cancelled before its first step; nothing was trained or saved."
+            rt.show_text(node_id, message)
+            raise rt.interrupt_exception(message) or Cancelled(message, "run the node again.")
         try:
             for event in trainer.events():
+                if interrupt is None and not isinstance(event, (StepEvent, FinishedEvent)) and (interrupt := cancelled()):
+                    trainer.stop()  # e.g. pressed during a validation: the stream ends now
                 if isinstance(event, StepEvent) and interrupt is None:
                     times.append(float(event.seconds))
                     if estimate is None and (len(times) == min(4, steps) or time.perf_counter() - began > 30):
@@ -528,7 +538,7 @@ class Pix2PixTrain:
                         log.info("pix2pix: %s", line)
                     if every_save and autosave_path is not None and event.step % every_save == 0 \
                             and event.step < total:
-                        _save_model(checkpoint(), autosave_path, save_optimizer)
+                        _save_model(checkpoint(optimizer=save_optimizer), autosave_path, save_optimizer)
                     try:
                         bar.update(1)  # inside ComfyUI this raises its interrupt exception on Cancel
                         rt.throw_if_interrupted()
@@ -658,7 +668,7 @@ class Pix2PixDiscriminatorMap:
         _image_model(model)
         values = sc.values(TileConfig, settings, ["mode", "device"])
         mode, device = values["mode"], values["device"]
-        if colormap not in cv.COLORMAPS:
+        if colormap not in cv.COLORMAPS and colormap not in cv._RENAMED:
             raise InputError(f"colormap={colormap!r} is not one of {', '.join(cv.COLORMAPS)}.", "choose one of them.")
         src = cv.image_to_numpy(image, "image")
         x = _model_side(src, model, "a", "the image", "the model")

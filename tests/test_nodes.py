@@ -521,6 +521,10 @@ def test_discriminator_map_without_candidate_and_with_overlay(N, trained):
     for colormap in cv.COLORMAPS:
         rgb = cv.colormap(np.linspace(0, 1, 11), colormap)
         assert rgb.shape == (11, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    diverging = cv.colormap(np.array([0.0, 0.5, 1.0]), "fake_red_real_blue")
+    assert diverging[0, 0] > diverging[0, 2] and diverging[2, 2] > diverging[2, 0]  # fake red, real blue
+    np.testing.assert_allclose(diverging[1], 1.0, atol=0.05)  # near white at 0.5
+    np.testing.assert_array_equal(cv.colormap(np.array([0.3]), "magma"), cv.colormap(np.array([0.3]), "plasma"))
     target = call(N["Pix2PixDiscriminatorMap"], model=trained.model, image=trained.a, candidate=trained.b)
     check_outputs(N["Pix2PixDiscriminatorMap"], target, batch=2, size=(40, 48))
 
@@ -741,6 +745,31 @@ def test_cancel_during_training_stops_within_a_step_and_keeps_the_model(N, train
     full = Pix2PixModel.load(kept.with_name("full.safetensors"))
     assert full.step == 1 and full.checkpoint.optimizer_g and full.checkpoint.optimizer_d
 
+
+
+def test_cancel_before_the_first_step_saves_nothing(N, trained, comfy):
+    comfy.interrupt = True  # pressed while the graph ran up to the Train node
+    with torch.inference_mode(), pytest.raises(FakeInterrupt):
+        call(N["Pix2PixTrain"], dataset=trained.dataset, autosave="runs/early", **dict(TINY, steps=5))
+    assert not (Path(comfy.folder_paths.models_dir) / "pix2pix" / "runs" / "early.safetensors").exists()
+
+
+def test_cancel_during_a_validation_stops_after_it(N, trained, comfy, monkeypatch):
+    from napari_pix2pix.model import Pix2PixModel
+    from napari_pix2pix.training import Trainer
+
+    validate = Trainer.validate
+
+    def pressed_during(self):
+        comfy.interrupt = True
+        return validate(self)
+
+    monkeypatch.setattr(Trainer, "validate", pressed_during)
+    with torch.inference_mode(), pytest.raises(FakeInterrupt):
+        call(N["Pix2PixTrain"], dataset=trained.dataset, autosave="runs/val", validation_fraction=0.5,
+             validate_every=2, **dict(TINY, steps=50))
+    saved = Pix2PixModel.load(Path(comfy.folder_paths.models_dir) / "pix2pix" / "runs" / "val.safetensors")
+    assert saved.step == 2
 
 def test_train_report_names_the_saved_file_and_warns_about_a_large_crop(N, trained, comfy):
     old = os.umask(0o022)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_pix2pix.config import TileConfig
-from napari_pix2pix.errors import ConfigError
+from napari_pix2pix.errors import ConfigError, InputError
 from napari_pix2pix.predict import Predictor, clamp_tiling, resolve_backend, run_tiles
 
 from _helpers import REPO
@@ -46,7 +46,7 @@ def test_predictor_is_what_translate_runs(tiny_model_file):
     b = translate(model, image, config=config, output_dtype="float32")
     c = translate(Predictor.load(tiny_model_file, config=config), image, output_dtype="float32")
     assert np.array_equal(a, b) and np.array_equal(a, c)
-    with pytest.raises(ConfigError, match="samples=2"):  # the uncertainty hook: not in this version
+    with pytest.raises(InputError, match="no dropout"):  # samples > 1: the Predictor's stochastic passes
         Predictor.from_model(model, config).predict(image, samples=2)
 
 
@@ -66,3 +66,65 @@ def test_package_predict_and_backends_import_without_torch():
             "napari_pix2pix.dask_inference; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_colorize_and_samples_go_through_the_predictor(monkeypatch, tmp_path, one_torch_thread):
+    """Colorize, stochastic samples and realism maps in the engine, the CLI and the nodes all
+    run Predictor.sample (no path beside it)."""
+    import tifffile
+    import torch
+
+    from test_colorize import colorize_model, photo
+    from test_nodes import PACK, load_pack
+    from test_uncertainty import random_model
+
+    from napari_pix2pix.cli import main
+    from napari_pix2pix.inference import translate
+    from napari_pix2pix.uncertainty import translate_samples
+
+    calls = []
+    real = Predictor.sample
+
+    def spy(self, image, **kw):
+        calls.append((self.task.name, kw.get("samples") or self.config.samples, kw.get("realism")))
+        return real(self, image, **kw)
+
+    monkeypatch.setattr(Predictor, "sample", spy)
+    colour, dropout = colorize_model(), random_model()
+    out = translate(colour, photo()[..., 0], config=TileConfig(tile=0))
+    assert out.shape == (64, 80, 3) and calls[-1][0] == "colorize"
+    res = translate_samples(dropout, photo()[..., 0], config=TileConfig(tile=0), samples=2, realism=True)
+    assert res.uncertainty is not None and calls[-1] == ("translate", 2, True)
+    path = colour.save(tmp_path / "c.safetensors")
+    tifffile.imwrite(tmp_path / "g.tif", photo()[..., 0])
+    n = len(calls)
+    assert main(["translate", "--model", str(path), "--input", str(tmp_path / "g.tif"), "--output",
+                 str(tmp_path / "o.tif"), "--device", "cpu", "--quiet", "--samples", "2"]) == 0
+    assert len(calls) == n + 1 and calls[-1][0] == "colorize" and tifffile.imread(tmp_path / "o.tif").shape[-1] == 3
+    nodes = load_pack("pix2pix_pack_predictor_spy", PACK / "__init__.py").NODE_CLASS_MAPPINGS
+    frames = torch.from_numpy(photo()[None].astype(np.float32) / 255)
+    nodes["Pix2PixTranslate"]().translate(colour, frames, tile=0, overlap=0, samples=2, realism=True)
+    assert calls[-1] == ("colorize", 2, True)
+
+
+def test_colorize_runs_with_dask_and_onnxruntime(tmp_path, one_torch_thread):
+    """The colorize task is the Predictor's, so dask blocks and an exported .onnx give RGB too."""
+    pytest.importorskip("dask")
+    pytest.importorskip("onnxruntime")
+    from test_colorize import colorize_model, photo
+
+    from napari_pix2pix.dask_inference import translate_dask
+    from napari_pix2pix.export.onnx import export_onnx
+
+    model, gray = colorize_model(), photo()[..., 0]
+    config = TileConfig(tile=0)
+    ours = Predictor.from_model(model, config).predict(gray, output_dtype="float32")
+    assert ours.shape == gray.shape + (3,)
+    lazy = translate_dask(model, gray, config, output_dtype="float32")
+    assert lazy.shape == ours.shape
+    np.testing.assert_allclose(lazy.compute(), ours, atol=1e-5)
+    onnx = Predictor.load(export_onnx(model, tmp_path / "c.onnx").path, config=config)
+    assert onnx.task.name == "colorize"
+    np.testing.assert_allclose(onnx.predict(gray, output_dtype="float32"), ours, atol=2e-3)
+    with pytest.raises(ConfigError, match="ONNX"):
+        onnx.sample(gray, samples=2)

@@ -119,13 +119,13 @@ def translate_maps_data(layer, model, *, model_path=None, tile: int = TileConfig
                                                mode=mode, device=device, batch_size=batch_size, progress=progress,
                                                cancel=cancel)
         return [colour_output((out, meta, kind), model)]
-    from ..uncertainty import translate_samples
+    from ..predict import Predictor
 
     config = TileConfig(tile=int(tile), overlap=int(overlap), mode=mode, device=device, batch_size=int(batch_size),
                         samples=int(samples), seed=seed, realism=bool(realism))
     image = layer_array(layer)
-    result = translate_samples(model, image, config=config, realism=bool(realism), channel_axis=channel_axis(layer),
-                               output_dtype="target", progress=progress, cancel=cancel)
+    result = Predictor.from_model(model, config).sample(image, channel_axis=channel_axis(layer), output_dtype="target",
+                                                        progress=progress, cancel=cancel)
     path = model_path or getattr(model, "path", None)
     stem = Path(path).stem if path else f"model-step{model.step}"
     name = f"{layer.name} -> {stem}"
@@ -190,9 +190,10 @@ def preview_rgb(l_chw: np.ndarray, ab_chw: np.ndarray) -> np.ndarray:
     ``[H, W, 3]`` in 0..1, for the Train widget's preview layers."""
     import torch
 
+    from ..layout import model_to_napari
     from ..tasks import model_to_rgb
 
     with torch.no_grad():
         rgb = model_to_rgb(torch.as_tensor(np.asarray(l_chw, np.float32))[None],
-                           torch.as_tensor(np.asarray(ab_chw, np.float32))[None])[0]
-    return np.moveaxis(rgb.numpy(), 0, -1)
+                           torch.as_tensor(np.asarray(ab_chw, np.float32))[None])  # [1, 3, H, W]
+    return model_to_napari(rgb.numpy())

@@ -119,7 +119,9 @@ def model_to_display(chw: np.ndarray) -> np.ndarray:
     if chw.shape[0] == 1:
         return chw[0]
     if chw.shape[0] in (3, 4):
-        return np.clip((np.moveaxis(chw, 0, -1) + 1) / 2, 0, 1)
+        from ..layout import model_to_napari
+
+        return np.clip((model_to_napari(chw[None]) + 1) / 2, 0, 1)
     return chw[0]  # other channel counts: show the first one
 
 

@@ -8,13 +8,14 @@ the shared state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, PushButton, SpinBox, TextEdit
 
 from ..config import DataConfig, NormConfig, TrainConfig
+from ..data.spec import PairSpec
 from ..errors import DatasetError, InputError, Pix2PixError
 from ._colorize import colorize_from_layers, task_combo
 from ._common import DockWidget, when_alive, LayerPicker, set_enabled
@@ -34,17 +35,20 @@ DATA_BASIC = ("validation_fraction",)
 class PairJob:
     """What the worker needs to pair, read on the GUI thread (workers never touch layers)."""
 
-    kind: Any  # a name in napari_pix2pix.data, or a callable
-    args: tuple
-    kwargs: dict
+    kind: Any  # a PairSpec (run once through napari_pix2pix.data.pair), a name in napari_pix2pix.data, or a callable
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
 
 
 def run_pair_job(job: PairJob, config: DataConfig) -> tuple[Any, Any, Any]:
     """Build the dataset and split it (in a worker thread): ``(dataset, train, val)``."""
     from .. import data
 
-    build = job.kind if callable(job.kind) else getattr(data, job.kind)
-    dataset = build(*job.args, **job.kwargs)
+    if isinstance(job.kind, data.PairSpec):
+        dataset = data.pair(job.kind)
+    else:
+        build = job.kind if callable(job.kind) else getattr(data, job.kind)
+        dataset = build(*job.args, **job.kwargs)
     train, val = dataset.split(config.validation_fraction)
     return dataset, train, val
 
@@ -210,9 +214,7 @@ class PairDataWidget(DockWidget):
         if config.task == "colorize" and kind == SOURCES[0]:
             return PairJob(colorize_from_layers, ([self.layer_a.value], config), {})
         if config.task == "colorize" and kind == SOURCES[1]:
-            from ..tasks import colorize_from_paths
-
-            return PairJob(colorize_from_paths, (self.folder_a.value, config), {})
+            return PairJob(PairSpec.colorize(self.folder_a.value, config))
         if config.task == "colorize":
             raise DatasetError("the colorize task pairs from RGB layer A or from folder A of RGB images.",
                                f"choose source {SOURCES[0]!r} or {SOURCES[1]!r}.")
@@ -223,17 +225,17 @@ class PairDataWidget(DockWidget):
                                    "open an image and its target (e.g. File > Open Sample > Pix2Pix).")
             if a is b:
                 raise DatasetError(f"A and B are the same layer ({a.name!r}).", "choose two different layers.")
-            return PairJob("from_arrays", (layer_array(a), layer_array(b), config),
-                           {"rgb_a": is_rgb(a), "rgb_b": is_rgb(b), "names": a.name})
+            return PairJob(PairSpec.arrays(layer_array(a), layer_array(b), config, rgb_a=is_rgb(a), rgb_b=is_rgb(b),
+                                           names=a.name))
         if kind == SOURCES[1]:
-            return PairJob("from_folders", (self.folder_a.value, self.folder_b.value, config), {})
+            return PairJob(PairSpec.folders(self.folder_a.value, self.folder_b.value, config))
         if kind == SOURCES[2]:
-            return PairJob("from_ab_folder", (self.ab_folder.value, config), {})
+            return PairJob(PairSpec.ab_folder(self.ab_folder.value, config))
         layer = self.channel_layer.value
         if layer is None:
             raise DatasetError("choose a multichannel layer to split.", "open an image with channels first.")
-        return PairJob("from_channels", (layer_array(layer),),
-                       {"config": config, "channel_axis": int(self.channel_axis.value), "name": layer.name})
+        return PairJob(PairSpec.channels(layer_array(layer), config=config, channel_axis=int(self.channel_axis.value),
+                                         name=layer.name))
 
     def pair(self, *_) -> bool:
         """Check the choices and start pairing in a worker; False (with the reason, and no dataset

@@ -128,6 +128,8 @@ class OnnxRuntimeBackend:
     def task(self) -> str:
         return self.metadata.get("task", "translate")
 
+    torch_device = "cpu"  # where a task adapter (colorize: kornia Lab) runs, when it needs torch
+
     def normalization(self, side: str):
         from ..data.normalize import Normalization
 
@@ -160,3 +162,14 @@ class OnnxRuntimeBackend:
             return sess.run([out_name], {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
         yield run
+
+    @contextlib.contextmanager
+    def sampling_session(self, precision: str = "fp32"):
+        raise ConfigError("stochastic samples (--samples above 1) are not in the ONNX graph: it was exported in "
+                          "eval mode, without dropout.",
+                          "use samples 1, or the torch backend with the .safetensors model.")
+        yield  # pragma: no cover - a generator function, for the context manager
+
+    def realism(self, x, y, stack=()):
+        raise ConfigError("an .onnx file holds only the generator, so there is no realism map.",
+                          "use the torch backend with the .safetensors model (it holds the discriminator).")

@@ -1,4 +1,5 @@
-"""Paired data: sources, validation, normalisation, patch sampling and augmentation.
+"""Paired data: ``PairSpec -> load -> validate -> build_dataset`` (:func:`pair`, see
+:mod:`.pipeline`), normalisation, patch sampling and augmentation.
 
 Importing this package does not import torch: ``PatchSampler``, ``validation_patches``
 and ``PairAugment`` (which need torch and kornia) are loaded on first access.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import importlib
 
 from .normalize import Normalization, check_finite, default_normalization, fit_normalization
+from .pipeline import pair
+from .spec import PairSpec
 from .sources import (
     Pair,
     PairedDataset,
@@ -40,11 +43,11 @@ _LAZY = {
 }
 
 __all__ = [
-    "Mismatch", "Normalization", "Pair", "PairAugment", "PairedDataset", "PairingReport", "PatchSampler",
+    "Mismatch", "Normalization", "Pair", "PairAugment", "PairSpec", "PairedDataset", "PairingReport", "PatchSampler",
     "check_finite", "check_model_channels", "default_normalization", "fit_normalization", "foreground_mask",
     "from_ab_file",
     "from_ab_folder", "from_arrays", "from_channels", "from_files", "from_folders", "from_paths", "from_spec",
-    "looks_like_labels", "validate_ab_folder", "validate_arrays", "validate_folders", "validation_patches",
+    "looks_like_labels", "pair", "validate_ab_folder", "validate_arrays", "validate_folders", "validation_patches",
     "write_ab",
 ]
 

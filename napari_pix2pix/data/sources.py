@@ -1,8 +1,10 @@
-"""Paired datasets (A -> B) from arrays, folders, side-by-side AB images or channels.
+"""Stage 3 of the data path: ``build_dataset(validated)`` -> :class:`PairedDataset`; and the
+``from_*`` shortcuts, each one :class:`~.spec.PairSpec` run through :func:`~.pipeline.pair`
+(``load -> validate -> build_dataset``, each stage once).
 
-Every constructor validates first (see :mod:`.validate`) and raises
-:class:`~napari_pix2pix.errors.DatasetError` with the full report when anything is wrong;
-an empty source is an error, never an empty dataset.
+Building detects labels, fits each side's normalisation and cuts stacks into 2-D pairs. A
+source that fails validation raises :class:`~napari_pix2pix.errors.DatasetError` with the full
+report before anything is built; an empty source is an error, never an empty dataset.
 
 Layouts (napari): ``[Y, X]`` is one gray pair; ``[Y, X, C]`` with C = 3 or 4 is one colour
 pair (auto rule: 3+ dimensions, a last axis of 3 or 4 entries and an X axis of more than 4; override with
@@ -33,7 +35,8 @@ import numpy as np
 from ..config import DataConfig, NormConfig
 from ..errors import DatasetError, InputError
 from .normalize import Normalization, fit_normalization
-from .validate import RawPair, scan_ab_files, scan_ab_folder, scan_arrays, scan_folders, to_slices
+from .spec import PairSpec
+from .validate import to_slices
 
 _LABEL_HINT = re.compile(r"label|mask|seg|annot|instance|(^|[^a-z])gt([^a-z]|$)", re.IGNORECASE)
 
@@ -203,11 +206,28 @@ def _slice_names(name: str, n: int) -> list[str]:
     return [f"{name}_z{i:0{width}d}" for i in range(n)]
 
 
-def _build(raw: list[RawPair], config: DataConfig, source: dict, hints_a=(), hints_b=()) -> PairedDataset:
+def _source(validated) -> dict:
+    """The dataset's JSON-safe ``source``: what load described, with the files of the pairs kept."""
+    loaded, raw = validated.loaded, validated.pairs
+    source = dict(loaded.source)
+    if source.get("kind") == "folders":
+        source["files"] = [{"a": p.files["a"], "b": p.files["b"]} for p in raw]
+    elif source.get("kind") == "ab":
+        source["files"] = [p.files["ab"] for p in raw]
+    source.setdefault("items", [{"name": p.name, "shape_a": list(p.a.shape), "shape_b": list(p.b.shape),
+                                 "dtype_a": p.a.dtype.name, "dtype_b": p.b.dtype.name} for p in raw])
+    return source
+
+
+def build_dataset(validated) -> PairedDataset:
+    """The :class:`PairedDataset` of validated pairs: labels detected (or as configured), each
+    side's normalisation fitted on all its slices, one :class:`Pair` per 2-D slice."""
+    loaded, raw = validated.loaded, validated.pairs
+    config = loaded.spec.config
     sa = [to_slices(p.a, p.rgb_a) for p in raw]
     sb = [to_slices(p.b, p.rgb_b) for p in raw]
-    hints_a = list(hints_a) + [p.name for p in raw] + [p.files.get("a", "") for p in raw]
-    hints_b = list(hints_b) + [p.name for p in raw] + [p.files.get("b", "") for p in raw]
+    hints_a = list(loaded.hints_a) + [p.name for p in raw] + [p.files.get("a", "") for p in raw]
+    hints_b = list(loaded.hints_b) + [p.name for p in raw] + [p.files.get("b", "") for p in raw]
     a_lab = _side_is_labels(config.a_is_labels, config.norm_a, sa, hints_a, "A")
     b_lab = _side_is_labels(config.b_is_labels, config.norm_b, sb, hints_b, "B")
     flat_a = [s[i] for s in sa for i in range(s.shape[0])]
@@ -216,17 +236,22 @@ def _build(raw: list[RawPair], config: DataConfig, source: dict, hints_a=(), hin
         norm_a = fit_normalization(flat_a, config.norm_a, is_labels=a_lab)
         norm_b = fit_normalization(flat_b, config.norm_b, is_labels=b_lab)
     except InputError as exc:
-        raise DatasetError(f"{source.get('kind', 'data')} source: {exc.problem}", exc.fix) from exc
+        raise DatasetError(f"{loaded.source.get('kind', 'data')} source: {exc.problem}", exc.fix) from exc
     pairs = []
     for p, xa, xb in zip(raw, sa, sb):
         ya, yb = norm_a.forward(xa), norm_b.forward(xb)
         for i, name in enumerate(_slice_names(p.name, xa.shape[0])):
             pairs.append(Pair(a=ya[i], b=yb[i], name=name, raw_a=xa[i], raw_b=xb[i]))
-    source = dict(source)
-    source.setdefault("items", [{"name": p.name, "shape_a": list(p.a.shape), "shape_b": list(p.b.shape),
-                                 "dtype_a": p.a.dtype.name, "dtype_b": p.b.dtype.name} for p in raw])
     return PairedDataset(pairs=pairs, norm_a=norm_a, norm_b=norm_b, a_is_labels=a_lab, b_is_labels=b_lab,
-                         source=source, foreground_bias=float(config.foreground_bias))
+                         source=_source(validated), foreground_bias=float(config.foreground_bias))
+
+
+# -- shortcuts: one spec, one pass ------------------------------------------------------------
+
+def _pair(spec) -> PairedDataset:
+    from .pipeline import pair
+
+    return pair(spec)
 
 
 def from_arrays(a, b, config: DataConfig | None = None, *, rgb_a: bool | None = None,
@@ -234,32 +259,19 @@ def from_arrays(a, b, config: DataConfig | None = None, *, rgb_a: bool | None = 
     """Pairs from napari-layout arrays (or equal-length lists of arrays): ``[Y, X]``,
     ``[Y, X, C]`` (rgb), ``[Z, Y, X]`` / ``[T, Z, Y, X]`` stacks (one pair per slice).
     ``names``: a base name or one per array (default ``pair``)."""
-    config = config or DataConfig()
-    report, raw = scan_arrays(a, b, rgb_a, rgb_b, names)
-    report.raise_if_bad()
-    return _build(raw, config, {"kind": "arrays"}, hints_a=[names] if isinstance(names, str) else [])
+    return _pair(PairSpec.arrays(a, b, config, rgb_a=rgb_a, rgb_b=rgb_b, names=names))
 
 
 def from_folders(dir_a, dir_b, config: DataConfig | None = None) -> PairedDataset:
     """Pairs from two folders matched by file stem (any mix of tif/png/jpg/npy; stacks give
     one pair per slice)."""
-    config = config or DataConfig()
-    report, raw = scan_folders(dir_a, dir_b)
-    report.raise_if_bad()
-    source = {"kind": "folders", "a": str(Path(dir_a)), "b": str(Path(dir_b)),
-              "files": [{"a": p.files["a"], "b": p.files["b"]} for p in raw]}
-    return _build(raw, config, source, hints_a=[Path(dir_a).name], hints_b=[Path(dir_b).name])
+    return _pair(PairSpec.folders(dir_a, dir_b, config))
 
 
 def from_ab_folder(folder, config: DataConfig | None = None) -> PairedDataset:
     """Pairs from side-by-side images split at half width: A is the left half for
     ``config.direction == 'AtoB'``, the right half for ``'BtoA'``."""
-    config = config or DataConfig()
-    report, raw = scan_ab_folder(folder, config.direction)
-    report.raise_if_bad()
-    source = {"kind": "ab", "dir": str(Path(folder)), "direction": config.direction,
-              "files": [p.files["ab"] for p in raw]}
-    return _build(raw, config, source)
+    return _pair(PairSpec.ab_folder(folder, config))
 
 
 def from_channels(array, channels_a=None, channels_b=None, config: DataConfig | None = None,
@@ -267,114 +279,32 @@ def from_channels(array, channels_a=None, channels_b=None, config: DataConfig | 
     """A and B from channels of one multichannel image or stack: ``array`` has a channel
     axis (``channel_axis``, default last, e.g. ``[Y, X, C]`` or ``[Z, Y, X, C]``); A takes
     ``channels_a`` (default ``config.channels_a``), B ``channels_b``. One channel -> gray."""
-    config = config or DataConfig()
-    arr = np.asarray(array)
-    ca = channels_a if channels_a is not None else config.channels_a
-    cb = channels_b if channels_b is not None else config.channels_b
-    if ca is None or cb is None:
-        raise DatasetError("splitting one image into A and B needs the channels of each side.",
-                           "pass channels_a and channels_b (e.g. (0,) and (1,)).")
-    ca, cb = (int(c) for c in np.atleast_1d(ca)), (int(c) for c in np.atleast_1d(cb))
-    ca, cb = list(ca), list(cb)
-    if arr.ndim < 3:
-        raise DatasetError(f"the image has shape {list(arr.shape)}: no channel axis to split.",
-                           "pass a multichannel image [Y, X, C] (or name the channel axis).")
-    arr = np.moveaxis(arr, channel_axis, -1)
-    n = arr.shape[-1]
-    bad = [c for c in ca + cb if not -n <= c < n]
-    if bad:
-        raise DatasetError(f"channel(s) {bad} do not exist; the image has {n} channels (0..{n - 1}).",
-                           f"choose channels between 0 and {n - 1}.")
-    a = arr[..., ca[0]] if len(ca) == 1 else arr[..., ca]
-    b = arr[..., cb[0]] if len(cb) == 1 else arr[..., cb]
-    report, raw = scan_arrays(a, b, len(ca) > 1, len(cb) > 1, name)
-    report.source = f"channels {ca} -> {cb} of {name}"
-    report.raise_if_bad()
-    source = {"kind": "channels", "channels_a": ca, "channels_b": cb, "channel_axis": channel_axis,
-              "shape": list(np.shape(array)), "dtype": arr.dtype.name}
-    return _build(raw, config, source, hints_a=[name], hints_b=[name])
+    return _pair(PairSpec.channels(np.asarray(array), channels_a, channels_b, config, channel_axis=channel_axis,
+                                   name=name))
 
 
 def from_files(file_a, file_b, config: DataConfig | None = None) -> PairedDataset:
     """One pair (or one pair per slice for stacks) from two image files."""
-    from ..io import read_image
-
-    config = config or DataConfig()
-    file_a, file_b = Path(file_a), Path(file_b)
-    a, b = read_image(file_a), read_image(file_b)
-    report, raw = scan_arrays(a, b, None, None, file_a.stem)
-    report.source = f"A={file_a} and B={file_b}"
-    report.raise_if_bad()
-    for p in raw:
-        p.files = {"a": str(file_a), "b": str(file_b)}
-    source = {"kind": "files", "a": str(file_a), "b": str(file_b)}
-    return _build(raw, config, source, hints_a=[file_a.name], hints_b=[file_b.name])
+    return _pair(PairSpec.files(file_a, file_b, config))
 
 
 def from_ab_file(path, config: DataConfig | None = None) -> PairedDataset:
     """Pairs from one side-by-side AB image (or AB stack)."""
-    config = config or DataConfig()
-    report, raw = scan_ab_files([Path(path)], config.direction, f"AB file {path} ({config.direction})")
-    report.raise_if_bad()
-    return _build(raw, config, {"kind": "ab_file", "path": str(path), "direction": config.direction})
+    return _pair(PairSpec.ab_file(path, config))
 
 
 def from_paths(source, target=None, config: DataConfig | None = None) -> PairedDataset:
     """The CLI's ``--source A --target B``: file + file (:func:`from_files`), folder + folder
     (:func:`from_folders`); with no target, a folder of AB images (:func:`from_ab_folder`),
     one AB file, or one multichannel file split by ``config.channels_a/b``."""
-    from ..io import read_image
-
-    config = config or DataConfig()
-    src = Path(source)
-    if not src.exists():
-        raise DatasetError(f"source {src} does not exist.", "check the path.")
-    if target is None:
-        if src.is_dir():
-            return from_ab_folder(src, config)
-        if config.channels_a is not None or config.channels_b is not None:
-            ds = from_channels(read_image(src), config=config, name=src.stem)
-            ds.source.update(path=str(src))
-            return ds
-        return from_ab_file(src, config)
-    tgt = Path(target)
-    if not tgt.exists():
-        raise DatasetError(f"target {tgt} does not exist.", "check the path.")
-    if src.is_dir() and tgt.is_dir():
-        return from_folders(src, tgt, config)
-    if src.is_file() and tgt.is_file():
-        return from_files(src, tgt, config)
-    raise DatasetError(f"source {src} is a {'folder' if src.is_dir() else 'file'} but target {tgt} is a "
-                       f"{'folder' if tgt.is_dir() else 'file'}.",
-                       "pass two files or two folders (whose files pair up by name).")
+    return _pair(PairSpec.paths(source, target, config))
 
 
 def from_spec(spec, config: DataConfig | None = None) -> PairedDataset:
     """Rebuild a dataset from a path (as :func:`from_paths` with no target), a
     ``{"source": ..., "target": ...}`` dict, or a ``PairedDataset.source`` dict of a file-based
     dataset (kinds folders, files, ab, ab_file, channels)."""
-    from ..io import read_image
-
-    config = config or DataConfig()
-    if isinstance(spec, (str, Path)):
-        return from_paths(spec, None, config)
-    spec = dict(spec or {})
-    kind = spec.get("kind")
-    if kind is None and "source" in spec:
-        return from_paths(spec["source"], spec.get("target"), config)
-    if kind == "folders":
-        return from_folders(spec["a"], spec["b"], config)
-    if kind == "files":
-        return from_files(spec["a"], spec["b"], config)
-    if kind == "ab":
-        return from_ab_folder(spec["dir"], config.replace(direction=spec.get("direction", config.direction)))
-    if kind == "ab_file":
-        return from_ab_file(spec["path"], config.replace(direction=spec.get("direction", config.direction)))
-    if kind == "channels" and "path" in spec:
-        return from_channels(read_image(spec["path"]), spec["channels_a"], spec["channels_b"], config,
-                             spec.get("channel_axis", -1), name=Path(spec["path"]).stem)
-    raise DatasetError(f"cannot rebuild a dataset from source kind {kind!r} (in-memory arrays are not stored).",
-                       "pass the files or folders again.")
+    return _pair(PairSpec.from_source(spec, config))
 
 
 # -- writing AB files ------------------------------------------------------------------------

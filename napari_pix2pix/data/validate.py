@@ -1,8 +1,10 @@
-"""Checking paired sources before training: every mismatch is listed, nothing is raised.
+"""Stage 2 of the data path: ``validate(loaded)`` checks what :func:`~.load.load` read.
 
-``validate_folders`` / ``validate_ab_folder`` / ``validate_arrays`` return a
-:class:`PairingReport`; the ``from_*`` constructors in :mod:`.sources` raise
-:class:`~napari_pix2pix.errors.DatasetError` (with the report attached) when it is not ok.
+Every mismatch is listed in a :class:`PairingReport` (nothing is raised for bad data until the
+end): layouts, NaN/inf, dimensions, slice counts, sizes, channel counts per side. With
+``strict`` (what :func:`~.pipeline.pair` uses) a report that is not ok raises
+:class:`~napari_pix2pix.errors.DatasetError` with the report attached; ``validate_folders`` /
+``validate_ab_folder`` / ``validate_arrays`` return the report of a source without raising.
 
 Array layouts follow napari: ``[..., Y, X]`` for gray images and stacks (``[Y, X]``,
 ``[Z, Y, X]``, ``[T, Z, Y, X]``: one pair per 2-D slice), ``[..., Y, X, C]`` for colour
@@ -16,11 +18,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError, ImageReadError, InputError
+from ..errors import DatasetError, InputError
 from ..limits import MAX_IMAGE_DIMS
 
 # Problem names used in Mismatch.problem (tests and faces may match on them).
@@ -282,183 +283,63 @@ def _check_channels(report: PairingReport, pairs: list[RawPair]) -> list[RawPair
     return [p for p in pairs if p.name not in bad]
 
 
-# -- arrays ------------------------------------------------------------------------------------
+# -- the stage ---------------------------------------------------------------------------------
 
-def _as_list(x) -> list:
-    if isinstance(x, np.ndarray):
-        return [x]
-    if isinstance(x, (list, tuple)):
-        return [np.asarray(v) for v in x]
-    return [np.asarray(x)]
+@dataclass
+class Validated:
+    """What :func:`validate` passed: the ``pairs`` (:class:`RawPair`, in order) and the
+    ``report``, with the :class:`~.load.Loaded` they came from."""
+
+    loaded: object
+    report: PairingReport
+    pairs: list
 
 
-def scan_arrays(a, b, rgb_a: bool | None = None, rgb_b: bool | None = None,
-                names=None) -> tuple[PairingReport, list[RawPair]]:
-    """Check arrays (or equal-length lists of arrays) pairwise; returns the report and the
-    usable pairs. ``names``: a base name or one name per array."""
-    la, lb = _as_list(a), _as_list(b)
-    report = PairingReport(source="arrays")
-    if len(la) != len(lb):
-        report.add("arrays", MISSING_PARTNER, f"{len(la)} A array(s) but {len(lb)} B array(s)")
-        return report, []
-    if names is None:
-        names = ["pair"] if len(la) == 1 else [f"pair{i:03d}" for i in range(len(la))]
-    elif isinstance(names, str):
-        names = [names] if len(la) == 1 else [f"{names}{i:03d}" for i in range(len(la))]
-    names = [str(n) for n in names]
-    if len(names) != len(la):
-        raise InputError(f"{len(names)} name(s) for {len(la)} array pair(s).", "pass one name per pair, or none.")
-    if not la:
-        report.add("arrays", EMPTY, "no arrays given")
-        return report, []
-    pairs = []
-    for name, xa, xb in zip(names, la, lb):
-        p = _check_pair(report, name, xa, xb, rgb_a, rgb_b)
+def validate(loaded, strict: bool = True) -> Validated:
+    """Check every item of ``loaded`` (its reading problems first, then its own checks), then the
+    channel counts of each side; with ``strict``, raise DatasetError when the report is not ok."""
+    report, pairs = loaded.report, []
+    for item in loaded.items:
+        for problem in item.problems:
+            report.add(*problem)
+        if item.a is None or item.b is None:
+            continue
+        p = _check_pair(report, item.name, item.a, item.b, item.rgb_a, item.rgb_b, item.label_a, item.label_b,
+                        files=item.files)
         if p is not None:
             pairs.append(p)
-    return report, _check_channels(report, pairs)
+    validated = Validated(loaded, report, _check_channels(report, pairs))
+    if strict:
+        report.raise_if_bad()
+    return validated
+
+
+def _report(spec) -> PairingReport:
+    from .load import load
+
+    return validate(load(spec), strict=False).report
 
 
 def validate_arrays(a, b, rgb_a: bool | None = None, rgb_b: bool | None = None, names=None) -> PairingReport:
     """Check two napari-layout arrays (or lists of them) for pairing; never raises for bad data."""
-    return scan_arrays(a, b, rgb_a, rgb_b, names)[0]
+    from .spec import PairSpec
 
-
-# -- folders -----------------------------------------------------------------------------------
-
-def _list_images(folder: Path, report: PairingReport, side: str) -> dict[str, Path] | None:
-    from ..io import IMAGE_EXTENSIONS
-
-    if not folder.is_dir():
-        report.add(str(folder), MISSING_FOLDER, f"{side} folder {folder} does not exist or is not a folder")
-        return None
-    files: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file():
-            continue
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
-            report.ignored.append(f"{side}/{p.name}")
-            continue
-        if p.stem in files:
-            report.add(p.name, DUPLICATE, f"{side} folder holds both {files[p.stem].name} and {p.name}")
-            continue
-        files[p.stem] = p
-    if not files:
-        report.add(folder.name or str(folder), EMPTY, f"{side} folder {folder} holds no image files "
-                                                      "(.tif, .tiff, .png, .jpg, .jpeg, .npy)")
-    return files
-
-
-def _read(path: Path, report: PairingReport, side: str) -> np.ndarray | None:
-    from ..io import read_image
-
-    try:
-        return read_image(path)
-    except ImageReadError as exc:
-        report.add(path.name, UNREADABLE, f"{side} file {path}: {exc.problem}")
-        return None
-
-
-def scan_folders(dir_a, dir_b) -> tuple[PairingReport, list[RawPair]]:
-    """Match files of two folders by stem, read and check them; returns report and usable pairs."""
-    dir_a, dir_b = Path(dir_a), Path(dir_b)
-    report = PairingReport(source=f"A={dir_a} and B={dir_b}")
-    fa, fb = _list_images(dir_a, report, "A"), _list_images(dir_b, report, "B")
-    if fa is None or fb is None:
-        return report, []
-    for stem in sorted(set(fa) - set(fb)):
-        report.add(fa[stem].name, MISSING_PARTNER, f"{fa[stem]} (A) has no file named {stem}.* in {dir_b} (B)")
-    for stem in sorted(set(fb) - set(fa)):
-        report.add(fb[stem].name, MISSING_PARTNER, f"{fb[stem]} (B) has no file named {stem}.* in {dir_a} (A)")
-    pairs = []
-    for stem in sorted(set(fa) & set(fb)):
-        xa, xb = _read(fa[stem], report, "A"), _read(fb[stem], report, "B")
-        if xa is None or xb is None:
-            continue
-        name = stem
-        label_a, label_b = f"A {fa[stem].name}", f"B {fb[stem].name}"
-        p = _check_pair(report, name, xa, xb, None, None, label_a, label_b,
-                        files={"a": str(fa[stem]), "b": str(fb[stem])})
-        if p is not None:
-            pairs.append(p)
-    return report, _check_channels(report, pairs)
+    return _report(PairSpec.arrays(a, b, rgb_a=rgb_a, rgb_b=rgb_b, names=names))
 
 
 def validate_folders(dir_a, dir_b) -> PairingReport:
     """Check two folders whose files pair up by name (any mix of tif/png/jpg/npy); never raises."""
-    return scan_folders(dir_a, dir_b)[0]
+    from .spec import PairSpec
 
-
-def split_ab(arr: np.ndarray, rgb: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Split a side-by-side image at half its width: (left, right), same layout as ``arr``."""
-    rgb = is_channel_last(arr, rgb)
-    axis = arr.ndim - 2 if rgb else arr.ndim - 1
-    w = arr.shape[axis] // 2
-    left = np.take(arr, np.arange(w), axis=axis)
-    right = np.take(arr, np.arange(w, 2 * w), axis=axis)
-    return left, right
-
-
-def _restore_dtype(arr: np.ndarray, name: str | None) -> np.ndarray:
-    """Cast back to the dtype recorded by write_ab when that is exact."""
-    if not name:
-        return arr
-    try:
-        dtype = np.dtype(name)
-    except TypeError:
-        return arr
-    if dtype == arr.dtype:
-        return arr
-    cast = arr.astype(dtype)
-    return cast if np.array_equal(cast, arr) else arr
-
-
-def scan_ab_folder(folder, direction: str = "AtoB") -> tuple[PairingReport, list[RawPair]]:
-    """Read side-by-side AB images (A left for AtoB, B left for BtoA) and check them."""
-    folder = Path(folder)
-    report = PairingReport(source=f"AB folder {folder} ({direction})")
-    files = _list_images(folder, report, "AB")
-    if not files:
-        return report, []
-    return scan_ab_files(list(files.values()), direction, report=report)
-
-
-def scan_ab_files(paths: list, direction: str = "AtoB", source: str = "",
-                  report: PairingReport | None = None) -> tuple[PairingReport, list[RawPair]]:
-    """Read and split the given AB files (see :func:`scan_ab_folder`)."""
-    from ..io import read_tif_metadata
-
-    report = report or PairingReport(source=source)
-    pairs = []
-    for path in map(Path, paths):
-        stem = path.stem
-        arr = _read(path, report, "AB")
-        if arr is None:
-            continue
-        if arr.ndim < 2:
-            report.add(path.name, BAD_LAYOUT, f"shape {list(arr.shape)}")
-            continue
-        rgb = is_channel_last(arr)
-        width = arr.shape[-2] if rgb else arr.shape[-1]
-        if width % 2:
-            report.add(path.name, ODD_WIDTH, f"{path} is {width} pixels wide; A and B halves must be equal")
-            continue
-        left, right = split_ab(arr, rgb)
-        meta = read_tif_metadata(path).get("pix2pix_ab", {}) or {}
-        left = _restore_dtype(left, meta.get("dtype_left"))
-        right = _restore_dtype(right, meta.get("dtype_right"))
-        if direction == "BtoA":
-            left, right = right, left
-        p = _check_pair(report, stem, left, right, rgb, rgb, f"A half of {path.name}", f"B half of {path.name}",
-                        files={"ab": str(path)})
-        if p is not None:
-            pairs.append(p)
-    return report, _check_channels(report, pairs)
+    return _report(PairSpec.folders(dir_a, dir_b))
 
 
 def validate_ab_folder(folder, direction: str = "AtoB") -> PairingReport:
     """Check a folder of side-by-side AB images; never raises for bad data."""
-    return scan_ab_folder(folder, direction)[0]
+    from ..config import DataConfig
+    from .spec import PairSpec
+
+    return _report(PairSpec.ab_folder(folder, DataConfig(direction=direction)))
 
 
 # -- model check -------------------------------------------------------------------------------

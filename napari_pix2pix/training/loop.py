@@ -3,18 +3,14 @@
 Every face consumes the same stream (:meth:`Trainer.events`)::
 
     trainer = Trainer(model_config, train_config, dataset, out="model.safetensors")
-    for event in trainer.events():
-        if isinstance(event, StepEvent): ...      # every step: losses (floats), lr, seconds
-        elif isinstance(event, PreviewEvent): ... # every preview_every steps
-        elif isinstance(event, ValidationEvent): ...
-        elif isinstance(event, SavedEvent): ...
-        elif isinstance(event, SpeedEvent): ...   # at log intervals: threads and steps/s
-        elif isinstance(event, FinishedEvent): ...
+    for event in trainer.events():  # StepEvent, PreviewEvent, ValidationEvent, SavedEvent,
+        ...                           # SpeedEvent, FinishedEvent (see .events)
 
 The state (:mod:`.state`) is what a checkpoint holds, the step (:mod:`.step`) is one batch,
-and the callbacks (:mod:`.callbacks`) preview, validate, save, log the speed and stop at the
-time limit. With the same seed on a deterministic CPU, N steps + save + resume + M steps gives
-the same weights as N + M steps.
+the callbacks (:mod:`.callbacks`) preview, validate, save, log the speed and stop at the time
+limit, :mod:`.failures` handles a non-finite loss or out of memory, :mod:`.setup` builds a run.
+With the same seed on a deterministic CPU, N steps + save + resume + M steps gives the same
+weights as N + M steps.
 """
 
 from __future__ import annotations
@@ -24,13 +20,12 @@ from pathlib import Path
 from typing import Iterator
 
 from ..config import TrainConfig
-from ..errors import TrainingError
 from . import callbacks as cbs
 from . import distributed as dist
 from .events import LOSS_NAMES, FinishedEvent, SavedEvent, StepEvent
-from .saving import FIX
+from .failures import guarded, non_finite, save_last_good
 from .saving import data_description, save_finite
-from .setup import build
+from .setup import build, thread_policy
 
 
 class Trainer:
@@ -72,14 +67,7 @@ class Trainer:
     best = property(lambda self: self.validation.best)
     total_steps = property(lambda self: self.config.steps)
     is_main = property(lambda self: self.rank == 0)
-
-    @property
-    def step(self) -> int:
-        return self.state.step
-
-    @step.setter
-    def step(self, value: int) -> None:
-        self.state.step = value
+    step = property(lambda self: self.state.step, lambda self, value: setattr(self.state, "step", value))
 
     def stop(self, reason: str = "stopped") -> None:
         """Ask the stream to end after the current step (thread-safe: a flag)."""
@@ -97,9 +85,7 @@ class Trainer:
         if outcome.bad is not None:
             if self.config.nan_policy == "skip":
                 return {"skipped": 1.0}
-            raise TrainingError(f"the {outcome.bad} became {outcome.value} at step {self.step + 1}; training "
-                                "stopped and the weights, batch-norm statistics and optimizer state of the last "
-                                f"good step ({self.step}) were kept.", FIX)
+            raise non_finite(self, outcome)
         if readout:
             self._read()
         return dict(self._losses)
@@ -136,14 +122,7 @@ class Trainer:
         return written
 
     def _save_last_good(self) -> None:
-        """After a non-finite loss or out of memory: write the (rolled back) state, except where
-        this run already wrote exactly this step, or no step succeeded since resuming (the files
-        stay byte for byte what they were)."""
-        if self.step == self._start_step and self._start_step > 0:
-            return
-        for path in self._final_paths():
-            if self._saved.get(str(path)) != self.step:
-                self.save(path)
+        save_last_good(self)  # see .failures
 
     def side_path(self, name: str) -> Path | None:
         """``best.safetensors`` / ``metrics.csv`` beside the checkpoints (or beside ``out``)."""
@@ -158,13 +137,8 @@ class Trainer:
     # ---------------------------------------------------------------------------- stream
     def events(self) -> Iterator:
         """Train until ``config.steps``, :meth:`stop` or the time limit, yielding events."""
-        from ..threads import apply_threads, choose_threads
-
         cfg = self.config
-        self.threads = None
-        if self.device.type == "cpu" and self.world_size == 1:  # under torchrun the launcher sets threads
-            self.threads = choose_threads(getattr(cfg, "threads", "auto"), work=self.work, gui=self.gui)
-        restore = apply_threads(self.threads) if self.threads is not None else (lambda: None)
+        self.threads, restore = thread_policy(self)
         self.started_at = start = time.perf_counter()
         speed = cbs.Speed(cfg.log_every, self.threads)
         try:
@@ -193,27 +167,7 @@ class Trainer:
         return self._guarded(lambda: self.train_step(readout=self._fresh))
 
     def _guarded(self, work):
-        """``work()``; on a non-finite loss or out of memory, save the last good state and raise."""
-        try:
-            return work()
-        except TrainingError:
-            if self.is_main:
-                self._save_last_good()
-            dist.finish(self._owns_group, barrier=False)
-            raise
-        except (RuntimeError, MemoryError) as exc:
-            from ..inference import is_out_of_memory
-
-            if not is_out_of_memory(exc):
-                raise
-            if self.is_main:
-                self._save_last_good()
-            cfg, mc = self.config, self.model_config
-            raise TrainingError(
-                f"out of memory at step {self.step + 1} (batch {cfg.batch_size}, crop {cfg.crop}, "
-                f"{mc.generator} ngf {mc.ngf}, device {self.device}).",
-                "lower the batch size or crop, use a smaller generator, --precision bf16/fp16, "
-                "or another device; the last checkpoint is kept.") from None
+        return guarded(self, work)  # see .failures
 
     def _finish(self, start: float) -> Iterator:
         reason = self.stop_reason or "done"

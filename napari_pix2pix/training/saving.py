@@ -30,3 +30,19 @@ def save_finite(path, ckpt) -> Path:
     from ..checkpoint import save_checkpoint
 
     return save_checkpoint(path, ckpt)
+
+
+def snapshot(trainer, *, optimizer: bool = True, final: bool = False):
+    """The trainer's state as a Checkpoint for a save that happens before its next step (or
+    after its last): CPU tensors are the live ones, not copies (a state on another device is
+    copied to the CPU once), and the optimizer states only with ``optimizer``. ``final``: the
+    model the user gets (the best validated one with ``select_best``). The write itself
+    (:func:`save_finite`) adds no copy, so a cancel costs one pass over the weights to check
+    them and one to write them."""
+    import dataclasses
+
+    if final and trainer.config.select_best:
+        best = trainer.validation.best_checkpoint(trainer)
+        if best is not None:
+            return best if optimizer else dataclasses.replace(best, optimizer_g=None, optimizer_d=None)
+    return trainer.state.checkpoint(data_description(trainer.dataset), copy=False, optimizer=optimizer)

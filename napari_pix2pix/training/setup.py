@@ -1,4 +1,5 @@
-"""Building a run: checks, device, distributed set-up, the state, data sampling and the step."""
+"""Building a run: checks, device, distributed set-up, the state, data sampling, the step and
+the CPU thread policy of the stream."""
 
 from __future__ import annotations
 
@@ -117,3 +118,14 @@ def build(trainer, model, resume, init_from) -> None:
         from ..threads import work_per_step
 
         trainer.work = work_per_step(model, config.crop, config.batch_size, state.generator, state.discriminator)
+
+
+def thread_policy(trainer):
+    """``(threads, restore)``: the CPU thread choice for the stream (None on a GPU and under torchrun,
+    whose launcher sets threads) and the function that puts the previous setting back."""
+    from ..threads import apply_threads, choose_threads
+
+    if trainer.device.type != "cpu" or trainer.world_size != 1:
+        return None, (lambda: None)
+    threads = choose_threads(getattr(trainer.config, "threads", "auto"), work=trainer.work, gui=trainer.gui)
+    return threads, apply_threads(threads)

@@ -31,13 +31,21 @@ def lr_factor(config: TrainConfig):
     return lambda step: config.lr_at(step) / config.lr
 
 
-def _plain(module) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in getattr(module, "module", module).state_dict().items()}
+def _cpu(value, copy: bool = True):
+    """A CPU tensor: a copy, or (``copy=False``) the tensor itself where it already is on the CPU."""
+    value = value.detach()
+    if value.device.type != "cpu":
+        return value.cpu()
+    return value.clone() if copy else value
 
 
-def _cpu_optimizer_state(opt) -> dict:
+def _plain(module, copy: bool = True) -> dict:
+    return {k: _cpu(v, copy) for k, v in getattr(module, "module", module).state_dict().items()}
+
+
+def _cpu_optimizer_state(opt, copy: bool = True) -> dict:
     state = opt.state_dict()
-    return {"state": {i: {k: v.detach().cpu().clone() if torch.is_tensor(v) else v for k, v in st.items()}
+    return {"state": {i: {k: _cpu(v, copy) if torch.is_tensor(v) else v for k, v in st.items()}
                       for i, st in state["state"].items()},
             "param_groups": state["param_groups"]}
 
@@ -112,19 +120,24 @@ class TrainState:
         self._set_schedule(step)
         self.set_rng_state(rng)
 
-    def checkpoint(self, data: dict) -> Checkpoint:
+    def checkpoint(self, data: dict, *, copy: bool = True, optimizer: bool = True) -> Checkpoint:
         """A CPU copy of everything (``data``: the dataset's normalisation and source). With an
         EMA, the averaged generator is the model's ``generator`` (what inference uses) and the
-        raw weights travel as ``generator_raw`` for an exact resume."""
-        generator = _plain(self.generator)
+        raw weights travel as ``generator_raw`` for an exact resume.
+
+        ``copy=False``: tensors already on the CPU are the live ones, not copies (for a save
+        that happens before the next step, or a state that is no longer trained).
+        ``optimizer=False``: without the optimizer states (a weights-only file)."""
+        generator = _plain(self.generator, copy)
         extra = {}
         if self.ema is not None:
             extra = {"generator_raw": generator, "ema_updates": int(self.ema.n_averaged)}
-            generator = _plain(self.ema.module)
+            generator = _plain(self.ema.module, copy)
         return Checkpoint(model=self.model_config, step=self.step, training=self.config, data=data,
-                          generator=generator, discriminator=_plain(self.discriminator),
-                          optimizer_g=_cpu_optimizer_state(self.opt_g),
-                          optimizer_d=_cpu_optimizer_state(self.opt_d), rng=self.rng_state(),
+                          generator=generator, discriminator=_plain(self.discriminator, copy),
+                          optimizer_g=_cpu_optimizer_state(self.opt_g, copy) if optimizer else None,
+                          optimizer_d=_cpu_optimizer_state(self.opt_d, copy) if optimizer else None,
+                          rng=self.rng_state(),
                           metrics=dict(self.metrics, **({"ema": extra["ema_updates"]} if extra else {})),
                           history=list(self.history), generator_raw=extra.get("generator_raw") or {})
 
