@@ -99,7 +99,8 @@ def test_quality_recipes_are_fixed_except_default(quality):
 
 
 def test_quality_l1_recipe_is_the_quick_cpu_preset(quality):
-    """QUALITY.md reports `b2-ndf16-bilinear-l1` as the quick-cpu preset at 300 steps: keep them equal."""
+    """QUALITY.md reports `b2-ndf16-bilinear-l1` as the quick-cpu preset at 300 steps (its
+    `select_best` measured by the `-best` recipe at 1000 steps): keep them equal."""
     from napari_pix2pix.config import ModelConfig, TrainConfig
     from napari_pix2pix.presets import apply_preset
 

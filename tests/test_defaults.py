@@ -57,5 +57,9 @@ def test_quick_cpu_preset_is_the_measured_short_run_recipe():
     assert (m.generator, m.ngf, m.ndf, m.upsample) == ("unet_128", 16, 16, "bilinear")
     assert (t.crop, t.batch_size, t.lambda_gan, t.lambda_l1) == (128, 2, 0.0, 100.0)
     assert t.ema is False and TrainConfig().ema is False
+    # 1000 steps, 2 seeds: the last weights scored below the 300-step model, the best validated one above
+    assert t.select_best is True and t.validate_every > 0 and TrainConfig().select_best is False
     assert get_option(TrainConfig, "lambda_gan").default == 1.0  # the general default stays the paper's cGAN
     assert apply_preset("paper", t).lambda_gan == 1.0  # the paper preset restores the GAN term
+    paper = apply_preset("paper", t)  # from the quick-cpu settings: the paper keeps the last weights, no EMA
+    assert paper.select_best is False and paper.ema is False
