@@ -75,6 +75,25 @@ RECIPES = {
                                     "batch 2, ndf 16, bilinear, no dropout"),
     "b2-ndf16-bilinear-l1": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "lambda_gan": 0.0},
                              "batch 2, ndf 16, bilinear, L1 only"),
+    "b1-ndf16-bilinear-l1": ({"ndf": 16, "upsample": "bilinear"}, {"lambda_gan": 0.0},
+                             "batch 1, ndf 16, bilinear, L1 only"),
+    "b2-ndf16-bilinear-gan0.1": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "lambda_gan": 0.1},
+                                 "batch 2, ndf 16, bilinear, lambda_gan 0.1"),
+    "b2-ndf16-bilinear-ema": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "ema": True,
+                                                                     "ema_decay": 0.99},
+                              "batch 2, ndf 16, bilinear, EMA of G (decay 0.99)"),
+    "b2-ndf16-bilinear-decayall": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "decay_steps": "all"},
+                                   "batch 2, ndf 16, bilinear, linear LR decay over the whole run"),
+    "b2-ndf16-bilinear-lr5e-4": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "lr": 5e-4},
+                                 "batch 2, ndf 16, bilinear, Adam lr 5e-4"),
+    "b2-ndf16-bilinear-l1-nodropout": ({"ndf": 16, "upsample": "bilinear", "dropout": False},
+                                       {"batch_size": 2, "lambda_gan": 0.0},
+                                       "batch 2, ndf 16, bilinear, L1 only, no dropout"),
+    "b2-ndf16-bilinear-l1-best": ({"ndf": 16, "upsample": "bilinear"},
+                                  {"batch_size": 2, "lambda_gan": 0.0, "select_best": True, "validate_every": 100},
+                                  "batch 2, ndf 16, bilinear, L1 only, best validated checkpoint (every 100 steps)"),
+    "b2-ndf16-bilinear-nojitter": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "jitter": False},
+                                   "batch 2, ndf 16, bilinear, no jitter (flip only)"),
 }
 KEY_RECIPES = ["paper", "b2-ndf16-transposed", "b2-ndf16-bilinear", "b1-ndf16-bilinear"]
 
@@ -115,12 +134,21 @@ def _photo_edges():
     return edges, photo, dict(a_is_labels=False, b_is_labels=False)
 
 
+def _photo_gray():
+    """skimage's astronaut: its grey levels (float) -> the RGB photo (colour from structure)."""
+    from skimage import color, data
+
+    photo = data.astronaut()
+    return color.rgb2gray(photo).astype(np.float32), photo, dict(a_is_labels=False, b_is_labels=False)
+
+
 TASKS = {
     "nuclei2d-m2i": (lambda: _nuclei2d("m2i"), "nuclei 2-D (512x512), instance mask -> fluorescence"),
     "nuclei2d-i2m": (lambda: _nuclei2d("i2m"), "nuclei 2-D (512x512), fluorescence -> mask (Dice/IoU)"),
     "nuclei3d-m2i": (lambda: _nuclei3d("m2i"), "nuclei 3-D (every 4th of 60 slices, 256x256), mask -> image"),
     "nuclei3d-i2m": (lambda: _nuclei3d("i2m"), "nuclei 3-D (every 4th of 60 slices, 256x256), image -> mask"),
     "photo-edges": (_photo_edges, "skimage astronaut (512x512 RGB): Sobel edges -> photo"),
+    "photo-gray": (_photo_gray, "skimage astronaut (512x512 RGB): grey levels -> RGB photo"),
 }
 
 
@@ -153,9 +181,10 @@ def data_metrics(fake: np.ndarray, held, norm_b, labels: bool) -> dict:
     """Metrics of model-space outputs ``fake`` ``[N, C, H, W]`` against the held-out pairs, in data units."""
     from skimage.metrics import structural_similarity
 
-    from napari_pix2pix.metrics import artefact_ratio, pearson
+    from napari_pix2pix.metrics import artefact_peak, artefact_ratio, pearson
 
     psnrs, ssims, corr, art, std, inter, total, union = [], [], [], [], [], 0, 0, 0
+    art_floor, period = [], []
     for f, p in zip(fake, held):
         if labels:
             pred = norm_b.inverse(f, dtype=np.float64)[0] > 0
@@ -175,6 +204,9 @@ def data_metrics(fake: np.ndarray, held, norm_b, labels: bool) -> dict:
         ssims.append(float(structural_similarity(out, ref, data_range=rng, channel_axis=0)))
         corr.append(pearson(cont_out, cont_ref))
         art.append(artefact_ratio(cont_out, cont_ref))
+        a_f, per = artefact_peak(cont_out, cont_ref)
+        art_floor.append(a_f)
+        period.append(per)
         sd = float(np.std(cont_ref))
         std.append(float(np.std(cont_out)) / sd if sd > 0 else float("nan"))
     def nanmean(v):
@@ -182,7 +214,8 @@ def data_metrics(fake: np.ndarray, held, norm_b, labels: bool) -> dict:
         return float(np.mean(v)) if v else float("nan")
 
     m = {"PSNR": float(np.mean(psnrs)), "SSIM": float(np.mean(ssims)), "Corr": nanmean(corr),
-         "Artefact": nanmean(art), "Std ratio": nanmean(std)}
+         "Artefact": nanmean(art), "Std ratio": nanmean(std), "Artefact (target floor)": nanmean(art_floor),
+         "Peak period": nanmean(period)}
     if labels:
         m["Dice"] = 1.0 if total == 0 else 2 * inter / total
         m["IoU"] = 1.0 if union == 0 else inter / union
@@ -228,7 +261,11 @@ def configs(recipe: str, settings: dict, train, seed: int, steps: int):
         config = TrainConfig(**common_t)
     else:
         model = ModelConfig(**{**BASE_MODEL, **common_m, **model_over})
-        config = TrainConfig(**{**BASE_TRAIN, **common_t, "augment": AugmentConfig(), **train_over})
+        over = dict(train_over)
+        if over.get("decay_steps") == "all":
+            over["decay_steps"] = steps
+        aug = {k: over.pop(k) for k in list(over) if k in {f.name for f in dataclasses.fields(AugmentConfig)}}
+        config = TrainConfig(**{**BASE_TRAIN, **common_t, "augment": AugmentConfig(**aug), **over})
     return model, config
 
 
@@ -238,8 +275,11 @@ def _predict(trainer, model, held) -> np.ndarray:
     from napari_pix2pix.config import TileConfig
     from napari_pix2pix.evaluate import predict
 
-    class _Model:  # what evaluate.predict needs
-        generator, config, device = trainer.generator, model, trainer.device
+    ema = trainer.state.ema
+
+    class _Model:  # what evaluate.predict needs (with an EMA: the averaged G, as saved)
+        generator = ema.module if ema is not None else trainer.generator
+        config, device = model, trainer.device
 
     fakes = []
     for p in held.pairs:
@@ -248,14 +288,43 @@ def _predict(trainer, model, held) -> np.ndarray:
     return np.stack(fakes)
 
 
+def split_rows(ds, fraction: float):
+    """(top, bottom) row split of every pair of ``ds``: the bottom ``fraction`` of the rows."""
+    from napari_pix2pix.data.sources import Pair
+
+    top, bottom = [], []
+    for p in ds.pairs:
+        h = p.shape[0]
+        cut = h - max(1, int(round(fraction * h)))
+
+        def rows(x, lo, hi):
+            return None if x is None else x[:, lo:hi]
+
+        top.append(Pair(p.a[:, :cut], p.b[:, :cut], p.name, rows(p.raw_a, 0, cut), rows(p.raw_b, 0, cut)))
+        bottom.append(Pair(p.a[:, cut:], p.b[:, cut:], p.name, rows(p.raw_a, cut, h), rows(p.raw_b, cut, h)))
+    return dataclasses.replace(ds, pairs=top), dataclasses.replace(ds, pairs=bottom)
+
+
 def train_once(recipe: str, settings: dict, train, seed: int, steps: int):
+    """Train; with ``select_best`` the bottom 1/6 of the training rows become the trainer's
+    validation split (never the held-out test rows) and the best validated generator is kept."""
     from napari_pix2pix.metrics import CollapseGuard
     from napari_pix2pix.training import Trainer
 
     model, config = configs(recipe, settings, train, seed, steps)
     t0 = time.perf_counter()
-    trainer = Trainer(model, config, train)
+    if config.select_best:
+        fit, val = split_rows(train, 1 / 6)
+        trainer = Trainer(model, config, fit, val_dataset=val)
+    else:
+        trainer = Trainer(model, config, train)
     trainer.run(CollapseGuard())
+    if config.select_best:  # what the user gets: the best validated checkpoint's generator
+        ckpt = trainer.model_checkpoint()
+        target = trainer.state.ema.module if trainer.state.ema is not None else trainer.generator
+        trainer.last_state = {k: v.detach().clone() for k, v in target.state_dict().items()}
+        target.load_state_dict(ckpt.generator)
+        trainer.best_step = trainer.validation.best.step
     return trainer, model, config, time.perf_counter() - t0
 
 
@@ -273,14 +342,22 @@ def run_one(task: str, recipe: str, seed: int, settings: dict, data, *, steps: i
     trainer, model, config, seconds = train_once(recipe, settings, train, seed, steps)
     fake = _predict(trainer, model, held)
     metrics = data_metrics(fake, held.pairs, train.norm_b, labels)
+    last_metrics = None
+    if getattr(trainer, "last_state", None) is not None:  # select_best: the last state too, for comparison
+        g = trainer.state.ema.module if trainer.state.ema is not None else trainer.generator
+        best_state = {k: v.detach().clone() for k, v in g.state_dict().items()}
+        g.load_state_dict(trainer.last_state)
+        last_metrics = data_metrics(_predict(trainer, model, held), held.pairs, train.norm_b, labels)
+        g.load_state_dict(best_state)
     return {"task": task, "recipe": recipe, "seed": seed, "steps": steps, "wall": wall, "seconds": seconds,
+            "best_step": getattr(trainer, "best_step", None), "last_metrics": last_metrics,
             "s_per_step": seconds / max(steps, 1), "probe_s_per_step": probe, "metrics": metrics,
             "model": model.to_dict(), "batch_size": config.batch_size,
             "sheet": (held.pairs[0].a, fake[0], held.pairs[0].b)}
 
 
 # ----------------------------------------------------------------------------------- report
-METRICS = ["PSNR", "SSIM", "Corr", "Artefact", "Std ratio"]
+METRICS = ["PSNR", "SSIM", "Corr", "Artefact", "Artefact (target floor)", "Peak period", "Std ratio"]
 
 
 def _cell(values: list[float]) -> str:
@@ -319,7 +396,7 @@ def report(results: list[dict], base: dict, tasks: list[str]) -> str:
             lines.append(f"| {recipe} | {budget} | {seeds} | " + " | ".join(cells) + f" | {sps} |")
         lines.append("")
         if runs:
-            lines += ["Per seed (PSNR / SSIM / Corr / Artefact / Std ratio):", ""]
+            lines += ["Per seed (" + " / ".join(METRICS) + "):", ""]
             for r in runs:
                 m = r["metrics"]
                 lines.append(f"* {r['recipe']}, {r['steps']} steps, seed {r['seed']}: "
@@ -403,11 +480,30 @@ def _merged_sheets(run_files, tasks, out: Path) -> None:
             + "\ncolumns: input | output | target | |output - target|\n")
 
 
+def _rescored(run: dict, folder: Path) -> dict:
+    """``run`` with the artefact metrics added later (``Artefact (target floor)``, ``Peak period``)
+    computed from its saved contact-sheet row when the run file predates them (2-D tasks: the
+    row is the whole held-out image)."""
+    m = run["metrics"]
+    npz = folder / "rows" / f"{run['task']}__{run['recipe']}__{run['steps']}__{run['seed']}.npz"
+    if "Artefact (target floor)" in m or not npz.is_file() or run["task"].startswith("nuclei3d"):
+        return run
+    from napari_pix2pix.metrics import artefact_peak
+
+    with np.load(npz) as z:
+        m["Artefact (target floor)"], m["Peak period"] = artefact_peak(z["fake"], z["b"])
+    return run
+
+
 def _merge(args) -> dict:
     """The report of finished runs read from ``args.report`` (runs.jsonl files)."""
     from benchmarks._common import machine_line
 
-    runs = [json.loads(line) for f in args.report for line in Path(f).read_text().splitlines() if line.strip()]
+    runs = []
+    for f in args.report:
+        for line in Path(f).read_text().splitlines():
+            if line.strip():
+                runs.append(_rescored(json.loads(line), Path(f).parent))
     tasks = [t for t in TASKS if any(r["task"] == t for r in runs)]
     base = {} if args.no_baselines else {t: baselines(*load_task(t, args.validation), None) for t in tasks}
     text = (f"Merged from {len(args.report)} run file(s); report written on {machine_line()}.\n\n"

@@ -145,6 +145,51 @@ def artefact_score(x, min_ring: int = ARTEFACT_MIN_RING) -> float:
     return best
 
 
+def _rings(shape):
+    import numpy as np
+
+    h, w = shape
+    ky = (np.arange(h) - h // 2)[:, None] / h
+    kx = (np.arange(w) - w // 2)[None, :] / w
+    return ky, kx, np.rint(np.sqrt(ky**2 + kx**2) * min(h, w)).astype(int)
+
+
+def artefact_peak(fake, target, min_ring: int = ARTEFACT_MIN_RING) -> tuple[float, float]:
+    """(ratio, period in px) of ``fake``'s strongest off-centre spectral peak, whitened by the
+    *larger* of the two images' ring medians, over ``target``'s own :func:`artefact_score`.
+
+    :func:`artefact_ratio` whitens the output by its own ring medians. A smooth output (a
+    denoised-looking prediction of a noisy target) has almost no power at high frequencies, so
+    there a periodic trace far weaker than the target's own noise (e.g. a Nyquist ripple of
+    1e-4 of the output's std) still gives a large whitened peak. Here a peak counts only above
+    the floor of whichever image is noisier at that frequency: a lattice that stands out of
+    the target's texture still scores high, one buried below it scores about 1 or less.
+    ``period``: the peak's period in pixels (2: a pixel-to-pixel ripple; ~31: issue 20's lattice).
+    NaN ratio when the target scores 0 (flat)."""
+    import numpy as np
+
+    p_f, p_t = _power_spectrum(fake), _power_spectrum(target)
+    h, w = p_f.shape
+    if p_t.shape != (h, w) or min(h, w) < 2 * min_ring + 2:
+        return float("nan"), float("nan")
+    ky, kx, ring = _rings((h, w))
+    floor = 1e-9 * max(float(p_f.mean()), float(p_t.mean()))
+    ref = artefact_score(target, min_ring)
+    if not floor > 0 or not ref > 0:
+        return (0.0 if ref > 0 else float("nan")), float("nan")
+    best, period = 0.0, float("nan")
+    for r in range(min_ring, min(h, w) // 2 + 1):
+        sel = ring == r
+        values = p_f[sel]
+        med = max(float(np.median(values)), float(np.median(p_t[sel])), floor)
+        i = int(np.argmax(values))
+        if values[i] / med > best:
+            best = float(values[i]) / med
+            f = float(np.hypot(np.broadcast_to(ky, (h, w))[sel][i], np.broadcast_to(kx, (h, w))[sel][i]))
+            period = 1.0 / f if f > 0 else float("nan")
+    return best / ref, period
+
+
 def artefact_ratio(fake, target, min_ring: int = ARTEFACT_MIN_RING) -> float:
     """:func:`artefact_score` of ``fake`` over that of ``target`` (1: as periodic as the
     target; the quality benchmark's goal is <= 2-5). NaN when the target scores 0 (flat)."""

@@ -30,10 +30,11 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick-cpu": Preset(
-        "a small U-Net (unet_128, 16 filters, bilinear decoder) on 128 px patches, batch 2: a first model in "
-        "minutes on a CPU",
+        "a small U-Net (unet_128, 16 filters, bilinear decoder) on 128 px patches, batch 2, L1 loss only "
+        "(the discriminator still trains, for the realism map), the best validated checkpoint kept as the "
+        "model: a first model in minutes on a CPU",
         {"generator": "unet_128", "ngf": 16, "ndf": 16, "upsample": "bilinear", "crop": 128, "batch_size": 2,
-         "steps": 600}),
+         "lambda_gan": 0.0, "select_best": True, "steps": 600}),
     "paper": Preset(
         "the paper's recipe: unet_256, 64 filters, 70 px PatchGAN, 256 px patches, batch 1, Adam 2e-4 "
         "(0.5, 0.999), lambda 100, jitter 286/256 and mirroring, linear decay over the second half, "
@@ -42,7 +43,7 @@ PRESETS: dict[str, Preset] = {
          "upsample": "transposed",
          "discriminator": "patch", "discriminator_layers": 3, "crop": 256, "batch_size": 1, "lr": 2e-4,
          "beta1": 0.5, "beta2": 0.999, "lambda_l1": 100.0, "lambda_gan": 1.0, "gan_mode": "vanilla",
-         "decay_steps": None, "jitter": True, "jitter_scale": 286 / 256, "flip": True, "rot90": False}),
+         "decay_steps": None, "select_best": False, "ema": False, "jitter": True, "jitter_scale": 286 / 256, "flip": True, "rot90": False}),
 }
 
 

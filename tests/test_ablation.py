@@ -96,3 +96,31 @@ def test_quality_recipes_are_fixed_except_default(quality):
     assert (model.upsample, model.ndf, config.batch_size) == ("transposed", 64, 1)
     model, config = quality.configs("default", settings, _Data, 0, 10)
     assert model.upsample == ModelConfig().upsample and config.batch_size == TrainConfig().batch_size
+
+
+def test_quality_l1_recipe_is_the_quick_cpu_preset(quality):
+    """QUALITY.md reports `b2-ndf16-bilinear-l1` as the quick-cpu preset at 300 steps (its
+    `select_best` measured by the `-best` recipe at 1000 steps): keep them equal."""
+    from napari_pix2pix.config import ModelConfig, TrainConfig
+    from napari_pix2pix.presets import apply_preset
+
+    class _Data:
+        in_channels = out_channels = 1
+
+    settings = dict(generator="unet_128", ngf=16, crop=128)
+    model, config = quality.configs("b2-ndf16-bilinear-l1", settings, _Data, 0, 300)
+    pm = apply_preset("quick-cpu", ModelConfig(in_channels=1, out_channels=1))
+    pt = apply_preset("quick-cpu", TrainConfig()).replace(steps=300)
+    for name in ("generator", "ngf", "ndf", "norm", "dropout", "upsample", "discriminator", "discriminator_layers"):
+        assert getattr(model, name) == getattr(pm, name), name
+    for name in ("batch_size", "crop", "lr", "beta1", "beta2", "lambda_l1", "lambda_gan", "gan_mode", "ema",
+                 "constant_steps", "augment"):
+        assert getattr(config, name) == getattr(pt, name), name
+
+
+def test_quality_select_best_reports_the_best_and_the_last_state(quality, tmp_path):
+    report = quality.main(["--quick", "--quiet", "--tasks", "nuclei2d-m2i", "--seeds", "0",
+                           "--recipes", "b2-ndf16-bilinear-l1-best"])
+    run = report["runs"][0]
+    assert run["best_step"] == 2 and set(run["last_metrics"]) >= {"PSNR", "Artefact (target floor)"}
+    assert "Peak period" in run["metrics"]

@@ -315,3 +315,24 @@ def test_collapse_guard_sees_a_constant_generator():
     flat = torch.full_like(target, 0.3)
     assert collapse_warning(image_metrics(flat, target)) is not None
     assert collapse_warning(image_metrics(target * 0.9, target)) is None
+
+
+def test_artefact_peak_ignores_smoothness_and_still_flags_a_lattice():
+    """A noise-free output of a noisy target: its own ring medians are tiny, so artefact_ratio
+    explodes; artefact_peak (floor = the noisier image's ring median) calls it clean, and still
+    flags a diagonal lattice, with its period."""
+    import numpy as np
+
+    from napari_pix2pix.metrics import artefact_peak, artefact_ratio
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:96, :128]
+    smooth = np.cos(xx / 20.0) + np.sin(yy / 15.0)
+    target = smooth + 0.3 * rng.standard_normal(smooth.shape)
+    assert artefact_ratio(smooth, target) > 100
+    ratio, _ = artefact_peak(smooth, target)
+    assert ratio < 2
+    lattice = smooth + 0.2 * np.sin(2 * np.pi * (xx + yy) / 16)  # period 16 / sqrt(2) across the stripes
+    ratio, period = artefact_peak(lattice, target)
+    assert ratio > 5 and period == pytest.approx(16 / np.sqrt(2), rel=0.1)
+    assert np.isnan(artefact_peak(smooth, np.zeros_like(smooth))[0])  # flat target: undefined
