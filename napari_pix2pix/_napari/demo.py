@@ -80,7 +80,7 @@ def _open(dataset_name: str, show: bool):
     viewer.open_sample(PLUGIN, dataset_name)
     widgets = dock_widgets(viewer)
     prefill(widgets, dataset_name)
-    viewer.window._qt_window.raise_()
+    viewer.window.activate()  # public: raise the window and give it focus
     return viewer, widgets
 
 
