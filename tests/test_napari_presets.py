@@ -33,9 +33,18 @@ def test_the_preset_combo_offers_the_engines_presets_and_follows_the_device(make
     assert train.preset.value == "auto"
     auto = default_preset("auto")
     assert train.presets.applied == auto and f"filled by preset {auto} (auto" in train.presets.status.value
+    assert train.presets.details in train.presets.status.tooltip
     for name, value in expected(auto).items():
         if name != "crop":
             assert train.train_form.values().get(name, getattr(train, name).value) == value, name
+    # auto follows the dock's device field (no torch needed for a named device)
+    train.device.value = "cuda"
+    assert train.presets.applied == default_preset("cuda") == "paper" and train.generator.value == "unet_256"
+    train.device.value = "cpu"
+    assert train.presets.applied == "quick-cpu" and train.generator.value == "unet_128"
+    train.preset.value = "paper"
+    train.device.value = "mps"  # a preset chosen by name stays
+    assert train.presets.applied == "paper"
 
 
 def test_choosing_paper_fills_the_fields_and_the_patch_size(make_napari_viewer, qtbot):
@@ -53,6 +62,7 @@ def test_choosing_paper_fills_the_fields_and_the_patch_size(make_napari_viewer, 
             assert values[name] == value, name
     assert train.generator.value == "unet_256" and train.ngf.value == 64
     assert "filled by preset paper" in train.presets.status.value
+    assert "generator unet_256" in train.presets.status.tooltip and "patch size 256" in train.presets.details
     assert "patch size 256" in train.message.text()  # the data line says the new patch size
     train.ngf.value = 8  # the fields stay editable after a preset
     assert train.model_form.values()["ngf"] == 8

@@ -83,6 +83,7 @@ class PresetControls:
     """The preset combo (:attr:`combo`) and its status line (:attr:`status`) for a Train dock.
 
     :attr:`applied`: the preset that last filled the fields (None until one did);
+    :attr:`details`: which fields it filled (also the status line's tooltip);
     :attr:`estimate`: the last estimate text.
     """
 
@@ -94,8 +95,10 @@ class PresetControls:
         self.container = Container(widgets=[self.combo, self.status])
         self.container.native.layout().setContentsMargins(0, 0, 0, 0)
         self.applied: str | None = None
+        self.details = ""  # which fields the last preset filled (the status line's tooltip)
         self.estimate = ""
         self._filled = ""
+        self._filled_values: dict = {}
         self._relay = _Relay(self._on_estimate)
         self._opened_with = self._values()  # fields at opening: the first auto fill keeps any you changed since
         self.combo.changed.connect(lambda *_: self.choose(self.combo.value))
@@ -179,11 +182,14 @@ class PresetControls:
             elif dock.state.crop and dock.state.crop != crop:
                 changed.append(f"patch size stays {dock.state.crop} from Pair (the preset's is {crop})")
         self.applied = name
-        how = f"{name} (auto for device {auto})" if auto else name
+        self._filled_values = self._values()
+        how = (f"{name} (auto for {'this machine' if auto == AUTO else 'device ' + auto})" if auto else name)
         self._filled = f"filled by preset {how}"
-        self.status.value = (f"{self._filled}: {', '.join(changed)}. You can change any field." if changed
-                             else f"{self._filled} (no field changed).")
-        self.status.tooltip = PRESETS[name].help
+        self.details = (f"{self._filled}: {', '.join(changed)}. You can change any field." if changed
+                        else f"{self._filled} (no field changed).")
+        self._filled += f" ({len(changed)} field(s), hover for which)" if changed else " (no field changed)"
+        self.status.value = self._filled
+        self.status.tooltip = f"{self.details}\n{name}: {PRESETS[name].help}."
 
     def _set_patch_size(self, crop: int) -> None:
         """The shared patch size: the paired data's (patches smaller than it are padded) and the
@@ -209,7 +215,9 @@ class PresetControls:
             self._on_estimate(f"resuming: the checkpoint's saved settings are kept (preset {self.combo.value} "
                               "and the estimate do not apply).")
             return make_trainer
-        preset = self.applied or self.combo.value
+        preset = f"preset {self.applied or self.combo.value}"
+        if self._filled_values and self._values() != self._filled_values:
+            preset += ", edited"
         relay = self._relay
         relay.text.emit("estimating the duration from a few timed steps...")
 
