@@ -78,7 +78,9 @@ def test_training_shows_an_estimate_before_it_trains(make_napari_viewer, qtbot, 
     started = train._on_started
     train._on_started = lambda event: (seen.append(train.presets.estimate), started(event))
     assert train.start()
+    assert not train.preset.enabled  # locked while training, like the fields
     wait_idle(qtbot, train)
+    assert train.preset.enabled
     assert seen and seen[0].startswith("estimated ") and "for 3 steps" in seen[0], seen
     assert "s/step on cpu" in train.presets.status.value
     assert train.last_finished is not None and train.last_finished.step == 3

@@ -105,7 +105,19 @@ class PresetControls:
         device = dock.train_form.widgets.get("device")
         if device is not None:
             device.changed.connect(self._on_device)
+        dock.state.training_changed.connect(self._on_training)
         self.choose(AUTO, initial=True)
+
+    def _on_training(self, running: bool) -> None:
+        """No preset change while training (the fields are locked then too)."""
+        from ._common import when_alive
+
+        def lock():
+            self.combo.enabled = not running
+            self.combo.tooltip = ("training is running: the preset applies to the next run" if running
+                                  else preset_tooltip())
+
+        when_alive(lock)()
 
     # ----------------------------------------------------------------------------- choosing
     def device(self) -> str:
