@@ -363,7 +363,7 @@ def dataset_has_validation(args) -> bool:
 def cmd_train(args, parser, argv=()) -> int:
     from .checkpoint import preflight_training
     from .paths import check_output
-    from .training import FinishedEvent, SavedEvent, SpeedEvent, StepEvent, Trainer, ValidationEvent
+    from .training import FinishedEvent, SavedEvent, SpeedEvent, StepEvent, ThreadsEvent, Trainer, ValidationEvent
 
     check_output(args.out, [args.source, args.target], args.overwrite, overwrite_setting="--overwrite",
                  suffixes=(".safetensors",), what="model file --out")
@@ -406,6 +406,8 @@ def cmd_train(args, parser, argv=()) -> int:
                               file=sys.stderr)
             elif isinstance(event, SpeedEvent):
                 bar.set_description(f"train [{event.line}]")
+            elif isinstance(event, ThreadsEvent) and not args.quiet:
+                bar.write(f"step {event.step}: {event.line}", file=sys.stderr)
             elif isinstance(event, FinishedEvent):
                 last = event
     except KeyboardInterrupt:

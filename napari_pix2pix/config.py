@@ -312,7 +312,8 @@ class TrainConfig(_Serialisable):
                               help="validation metric that picks the best model")
     threads: str = option("auto", choices=("auto",), pattern=r"[1-9][0-9]*", pattern_hint="N", level="advanced",
                           help="CPU threads for training: auto (chosen from the model size, the cores this "
-                               "process may use and whether a GUI needs one) or a number")
+                               "process may use, other processes' load, re-read every 10 s, and whether a GUI "
+                               "needs one) or a number")
     time_limit: float = option(0.0, help="stop after this many seconds of training (0: no limit), then validate "
                                "and save", range=(0, 604_800), level="advanced", unit="s")
     ema: bool = option(False, help="keep an exponential moving average of the generator's weights; it is "

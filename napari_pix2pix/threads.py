@@ -7,6 +7,8 @@ affinity (``os.sched_getaffinity``) and the cgroup CPU quota (``cpu.max`` or
 ``cpu.cfs_quota_us``), never ``os.cpu_count()`` — subtracts the ones other processes' runnable
 threads hold right now (this process's own threads are not counted) and one for a GUI thread,
 and gives every free core, except to tiny models whose per-step work is too small to split.
+During training ``auto`` is asked again every 10 s (``training.adapt.AdaptThreads``), since
+the load changes; an explicit number is never changed.
 
 Measured on a quiet 2-core AMD EPYC (benchmarks/RESULTS.md): unet_128 ngf 16 at 128^2
 (1.9 GFLOP/step) runs 1.42x faster on 2 threads than on 1; with one competing busy process,

@@ -183,25 +183,26 @@ def data_to_image(arr: np.ndarray, model, side: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- colormaps
-_ANCHORS = {
-    "viridis": [(0.267, 0.005, 0.329), (0.283, 0.141, 0.458), (0.254, 0.265, 0.530), (0.207, 0.372, 0.553),
-                (0.164, 0.471, 0.558), (0.128, 0.567, 0.551), (0.135, 0.659, 0.518), (0.267, 0.749, 0.441),
-                (0.993, 0.906, 0.144)],
-    "magma": [(0.001, 0.000, 0.014), (0.079, 0.054, 0.212), (0.232, 0.060, 0.438), (0.390, 0.100, 0.502),
-              (0.550, 0.161, 0.506), (0.716, 0.215, 0.475), (0.869, 0.288, 0.409), (0.968, 0.440, 0.360),
-              (0.987, 0.991, 0.750)],
-    "fake_red_real_blue": [(0.80, 0.10, 0.10), (1.0, 1.0, 1.0), (0.10, 0.30, 0.90)],
-    "gray": [(0.0, 0.0, 0.0), (1.0, 1.0, 1.0)],
-}
-COLORMAPS = tuple(_ANCHORS)
+# Colours come from the engine's colormap service (kornia's maps). "magma" was offered before
+# kornia drew the maps; saved workflows that name it get kornia's closest map, plasma.
+COLORMAPS = ("viridis", "plasma", "fake_red_real_blue", "gray")
+_RENAMED = {"magma": "plasma"}
 
 
 def colormap(values: np.ndarray, name: str = "viridis") -> np.ndarray:
-    """``[...]`` values in 0..1 -> ``[..., 3]`` RGB float32 (linear interpolation of anchors)."""
-    anchors = np.asarray(_ANCHORS[name], np.float32)
-    v = np.clip(np.asarray(values, np.float32), 0.0, 1.0)
-    pos = np.linspace(0.0, 1.0, len(anchors), dtype=np.float32)
-    return np.stack([np.interp(v, pos, anchors[:, k]) for k in range(3)], axis=-1).astype(np.float32)
+    """``[...]`` values in 0..1 -> ``[..., 3]`` RGB float32 0..1. ``fake_red_real_blue`` is the
+    diverging map with red at 0 (fake), white at 0.5 and blue at 1 (real)."""
+    from napari_pix2pix.render import colormap as engine_colormap
+
+    name = _RENAMED.get(name, name)
+    v = np.clip(np.nan_to_num(np.asarray(values, np.float32), nan=0.0), 0.0, 1.0)
+    if name == "gray":
+        return np.repeat(v[..., None], 3, axis=-1).astype(np.float32)
+    if name == "fake_red_real_blue":
+        v, name = 1.0 - v, "seismic"
+    flat = v.reshape(1, -1) if v.ndim != 2 else v
+    rgb = engine_colormap(flat, name).astype(np.float32) / 255.0
+    return rgb.reshape(v.shape + (3,))
 
 
 # --------------------------------------------------------------------------- loss curve

@@ -668,7 +668,7 @@ class Pix2PixDiscriminatorMap:
         _image_model(model)
         values = sc.values(TileConfig, settings, ["mode", "device"])
         mode, device = values["mode"], values["device"]
-        if colormap not in cv.COLORMAPS:
+        if colormap not in cv.COLORMAPS and colormap not in cv._RENAMED:
             raise InputError(f"colormap={colormap!r} is not one of {', '.join(cv.COLORMAPS)}.", "choose one of them.")
         src = cv.image_to_numpy(image, "image")
         x = _model_side(src, model, "a", "the image", "the model")

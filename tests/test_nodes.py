@@ -521,6 +521,10 @@ def test_discriminator_map_without_candidate_and_with_overlay(N, trained):
     for colormap in cv.COLORMAPS:
         rgb = cv.colormap(np.linspace(0, 1, 11), colormap)
         assert rgb.shape == (11, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    diverging = cv.colormap(np.array([0.0, 0.5, 1.0]), "fake_red_real_blue")
+    assert diverging[0, 0] > diverging[0, 2] and diverging[2, 2] > diverging[2, 0]  # fake red, real blue
+    np.testing.assert_allclose(diverging[1], 1.0, atol=0.05)  # near white at 0.5
+    np.testing.assert_array_equal(cv.colormap(np.array([0.3]), "magma"), cv.colormap(np.array([0.3]), "plasma"))
     target = call(N["Pix2PixDiscriminatorMap"], model=trained.model, image=trained.a, candidate=trained.b)
     check_outputs(N["Pix2PixDiscriminatorMap"], target, batch=2, size=(40, 48))
 

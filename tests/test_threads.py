@@ -153,3 +153,87 @@ def test_the_load_is_read_only_where_it_can_change_the_answer(monkeypatch):
     assert threads.choose_threads(work=50.0, cores=1).intra == 1
     assert reads == []
     assert threads.choose_threads(work=50.0, cores=4).intra == 3 and reads == [1]
+
+
+# ------------------------------------------------------------------ adaptive re-checks (auto only)
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class _Trainer:
+    threads = None
+
+
+def _adapt(busy: list, set_to: list):
+    """An AdaptThreads on 2 cores for a 1.9 GFLOP/step model, started on an idle machine (2 threads),
+    with a fake clock and a fake busy reader (``busy[0]`` is what the next read sees)."""
+    from napari_pix2pix.training.adapt import AdaptThreads
+
+    clock, trainer = _Clock(), _Trainer()
+    trainer.threads = threads.choose_threads(work=1.9, cores=2, busy=0)
+    adapt = AdaptThreads(trainer.threads, work=1.9, every=10.0, clock=clock, read_busy=lambda: busy[0],
+                         read_cores=lambda: 2, set_threads=set_to.append)
+
+    def step(seconds=10.0):
+        clock.now += seconds
+        return adapt.on_step(trainer, 0)
+
+    adapt.on_step(trainer, 0)  # the first step starts the clock
+    return step, trainer
+
+
+def test_auto_threads_follow_a_competitor_that_starts_and_ends():
+    busy, set_to = [0], []
+    step, trainer = _adapt(busy, set_to)
+    assert step() == [] and step(3.0) == [] and set_to == []  # idle; not due again within 10 s
+    busy[0] = 1  # another process starts
+    assert step() == [] and set_to == []  # seen once: wait
+    (event,) = step()
+    assert set_to == [1] and trainer.threads.intra == 1 and (event.before, event.after) == (2, 1)
+    assert event.line == "threads 2 -> 1 (auto: model 1.9 GFLOP/step, 2 cores, 1 busy)"
+    assert step() == [] and set_to == [1]  # stable under the load
+    busy[0] = 0  # it ends
+    assert step() == [] and set_to == [1]
+    (event,) = step()
+    assert set_to == [1, 2] and trainer.threads.intra == 2 and event.line.startswith("threads 1 -> 2 (auto: ")
+
+
+def test_auto_threads_do_not_flap_on_a_one_check_blip():
+    busy, set_to = [0], []
+    step, trainer = _adapt(busy, set_to)
+    for load in (1, 0, 1, 0, 0, 1, 0):  # never the same new count on two checks in a row
+        busy[0] = load
+        assert step() == []
+    assert set_to == [] and trainer.threads.intra == 2
+
+
+def test_an_explicit_thread_count_is_never_changed_mid_run(one_torch_thread, monkeypatch):
+    import numpy as np
+    import torch
+
+    from _helpers import tiny_model, tiny_train
+    from napari_pix2pix.data.sources import from_arrays
+    from napari_pix2pix.training import ThreadsEvent, Trainer
+    from napari_pix2pix.training import adapt as callbacks
+
+    reads = []
+    monkeypatch.setattr(callbacks, "RECHECK_SECONDS", 0.0)  # re-check at every step
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: reads.append(1) or 1)
+    a = np.random.default_rng(0).random((48, 48)).astype(np.float32)
+    trainer = Trainer(tiny_model(), tiny_train(steps=4, threads=2), from_arrays(a, 1 - a))
+    for event in trainer.events():
+        assert torch.get_num_threads() == 2 and not isinstance(event, ThreadsEvent)
+    assert reads == []  # the load is never read for an explicit count
+    # the same run with auto (a model large enough to split), started idle: the load appears
+    loads = iter([0] + [1] * 10)
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: next(loads))
+    trainer = Trainer(tiny_model(), tiny_train(steps=4, threads="auto"), from_arrays(a, 1 - a))
+    trainer.work = 50.0
+    changes = [e for e in trainer.events() if isinstance(e, ThreadsEvent)]
+    assert [(e.before, e.after) for e in changes] == [(2, 1)] and trainer.threads.intra == 1
+    assert torch.get_num_threads() == 1  # restored after the run

@@ -1,5 +1,5 @@
 """Policies that subscribe to the loop: previews, validation (+ best checkpoint, EMA),
-checkpoints, the speed line and the time limit. Cancellation is :meth:`Trainer.stop`.
+checkpoints, the speed line, adaptive threads (``threads=auto``) and the time limit. Cancellation is :meth:`Trainer.stop`.
 
 Each callback may ask for a checked state at a step (:meth:`Callback.wants`: the loop then reads
 the losses and the finite flag first) and returns the events it produced.
@@ -135,20 +135,24 @@ class Checkpoints(Callback):
 
 # ----------------------------------------------------------------------------- speed, time
 class Speed(Callback):
-    """At log intervals: ``threads 1 (auto: small model, 2 cores, GUI) · 6.8 steps/s``."""
+    """At log intervals: ``threads 1 (auto: small model, 2 cores, GUI) · 6.8 steps/s``. The thread
+    choice is the trainer's current one (:class:`AdaptThreads` may change it); the speed is measured
+    from the last change of the thread count."""
 
     def __init__(self, every: int, threads):
         self.every, self.threads = max(every, 1), threads
-        self.t0, self.s0, self.line = time.perf_counter(), None, ""
+        self.t0, self.s0, self.line, self.intra = time.perf_counter(), None, "", None
 
     def on_step(self, trainer, step):
-        if self.s0 is None:  # the first step includes warm-up: measure from after it
-            self.t0, self.s0 = time.perf_counter(), step
+        threads = getattr(trainer, "threads", None) or self.threads
+        intra = threads.intra if threads is not None else None
+        if self.s0 is None or intra != self.intra:  # warm-up, or a new thread count: measure from here
+            self.t0, self.s0, self.intra = time.perf_counter(), step, intra
             return []
         if step % self.every:
             return []
         rate = (step - self.s0) / max(time.perf_counter() - self.t0, 1e-9)
-        self.line = self.threads.line(rate) if self.threads is not None else f"{rate:.1f} steps/s"
+        self.line = threads.line(rate) if threads is not None else f"{rate:.1f} steps/s"
         return [SpeedEvent(step, rate, self.line)]
 
 

@@ -67,6 +67,17 @@ class SpeedEvent:
 
 
 @dataclass
+class ThreadsEvent:
+    """``threads=auto`` changed its intra-op thread count mid-run (the load changed), e.g.
+    ``threads 2 -> 1 (auto: model 1.9 GFLOP/step, 2 cores, 1 busy)``."""
+
+    step: int
+    before: int
+    after: int
+    line: str
+
+
+@dataclass
 class FinishedEvent:
     step: int
     path: str | None

@@ -4,11 +4,12 @@ Every face consumes the same stream (:meth:`Trainer.events`)::
 
     trainer = Trainer(model_config, train_config, dataset, out="model.safetensors")
     for event in trainer.events():  # StepEvent, PreviewEvent, ValidationEvent, SavedEvent,
-        ...                           # SpeedEvent, FinishedEvent (see .events)
+        ...                           # SpeedEvent, ThreadsEvent, FinishedEvent (see .events)
 
 The state (:mod:`.state`) is what a checkpoint holds, the step (:mod:`.step`) is one batch,
-the callbacks (:mod:`.callbacks`) preview, validate, save, log the speed and stop at the time
-limit, :mod:`.failures` handles a non-finite loss or out of memory, :mod:`.setup` builds a run.
+the callbacks (:mod:`.callbacks`) preview, validate, save, log the speed, re-choose
+``threads=auto`` as the load changes and stop at the time limit, :mod:`.failures` handles a
+non-finite loss or out of memory, :mod:`.setup` builds a run.
 With the same seed on a deterministic CPU, N steps + save + resume + M steps gives the same
 weights as N + M steps.
 """
@@ -21,6 +22,7 @@ from typing import Iterator
 
 from ..config import TrainConfig
 from . import callbacks as cbs
+from .adapt import AdaptThreads
 from . import distributed as dist
 from .events import LOSS_NAMES, FinishedEvent, SavedEvent, StepEvent
 from .failures import guarded, non_finite, save_last_good
@@ -141,6 +143,9 @@ class Trainer:
         self.threads, restore = thread_policy(self)
         self.started_at = start = time.perf_counter()
         speed = cbs.Speed(cfg.log_every, self.threads)
+        adapt = ()  # an explicit thread count always wins; auto re-reads the load now and then
+        if self.threads is not None and getattr(cfg, "threads", "auto") == "auto":
+            adapt = (AdaptThreads(self.threads, work=self.work, gui=self.gui),)
         try:
             while self.step < cfg.steps and not self._stop:
                 t0 = time.perf_counter()
@@ -156,7 +161,7 @@ class Trainer:
                 if not self.is_main:
                     continue
                 yield StepEvent(step, cfg.steps, losses, lr, time.perf_counter() - t0, fresh=self._fresh)
-                for cb in (speed, *self.callbacks):
+                for cb in (*adapt, speed, *self.callbacks):
                     yield from cb.on_step(self, step)
             yield from self._finish(start)
         finally:
