@@ -3,6 +3,7 @@
     python benchmarks/gui_stalls.py            # unet_64 ngf 16, 64^2 patches, 60 steps
     python benchmarks/gui_stalls.py --quick    # tiny model, a few steps (a minute)
     python benchmarks/gui_stalls.py --json     # {"action": max_gap_ms, ...} (the busy run under "busy")
+    python benchmarks/gui_stalls.py --quick --profile   # + where the GUI thread was during each stall
 
 A QTimer ticks every 10 ms on the GUI thread; for each action the longest interval between two
 ticks, minus the 10 ms period, is the stall a user would feel. The actions are what a user
@@ -47,6 +48,7 @@ def measure(args) -> dict:
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
     results: dict[str, float] = {}
+    watchdog = StallSampler(ticks) if args.profile else None
 
     def spin(seconds: float) -> None:
         end = time.perf_counter() + seconds
@@ -58,6 +60,8 @@ def measure(args) -> dict:
         spin(settle)
         ticks.clear()
         ticks.append(time.perf_counter())
+        if watchdog is not None:
+            watchdog.begin(name)
         out = run()
         end = time.perf_counter() + timeout
         while not until():
@@ -68,6 +72,9 @@ def measure(args) -> dict:
         spin(settle)  # what the action leaves queued (layers added, plots drawn) counts too
         gaps = np.diff(np.asarray(ticks)) * 1000.0
         results[name] = round(max(float(gaps.max()) - 10.0, 0.0), 1) if len(gaps) else float("nan")
+        if watchdog is not None and len(gaps):
+            i = int(gaps.argmax())
+            watchdog.longest(name, ticks[i], ticks[i + 1])
         return out
 
     docks = {}
@@ -98,9 +105,94 @@ def measure(args) -> dict:
     disc.target_layer.select("nuclei")
     action("D map", disc.compute, until=lambda: disc.idle)
     timer.stop()
+    if watchdog is not None:
+        watchdog.stop()
+        results["_profile"] = watchdog.report()
     results["_steps_done"] = train.last_finished.step if train.last_finished else 0
     viewer.close()
     return results
+
+
+class StallSampler:
+    """A watchdog thread: while the GUI thread is late (no tick for more than ``late_ms``), it
+    samples the GUI thread's stack every few ms; :meth:`report` gives the most frequent stacks
+    per action (what held the event loop)."""
+
+    def __init__(self, ticks: list, late_ms: float = 40.0, period_ms: float = 3.0):
+        import collections
+        import threading
+
+        self.ticks, self.late, self.period = ticks, late_ms / 1000.0, period_ms / 1000.0
+        self.main = threading.main_thread().ident
+        self.samples: dict = collections.defaultdict(list)  # action -> [(time, stack)]
+        self.windows: dict = {}  # action -> (start, end) of its longest gap
+        self.action = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def begin(self, action: str) -> None:
+        self.action = action
+
+    def longest(self, action: str, start: float, end: float) -> None:
+        self.windows[action] = (start, end)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        # faulthandler writes every thread's stack from C (safe while the GUI thread runs;
+        # walking another thread's frames from Python crashes CPython 3.11)
+        import faulthandler
+        import tempfile
+
+        main = f"Thread 0x{self.main:016x}"
+        with tempfile.TemporaryFile("w+") as out:
+            while not self._stop.wait(self.period):
+                ticks = self.ticks
+                if self.action is None or not ticks or time.perf_counter() - ticks[-1] < self.late:
+                    continue
+                out.seek(0)
+                out.truncate()
+                faulthandler.dump_traceback(out, all_threads=True)
+                out.flush()
+                out.seek(0)
+                lines, inside = [], False
+                for line in out.read().splitlines():
+                    if line.startswith(("Thread 0x", "Current thread 0x")):
+                        inside = main.split()[1] in line
+                        continue
+                    if inside and line.strip().startswith("File "):
+                        path, _, rest = line.strip()[5:].partition(", line ")
+                        lines.append(f"{os.path.basename(path.strip(chr(34)))}:{rest.replace(' in ', ' ')}")
+                if lines:
+                    self.samples[self.action].append((time.perf_counter(), tuple(reversed(lines[:16]))))
+
+    def report(self, top: int = 3) -> dict:
+        """Per action: the samples taken during its longest gap, as inclusive frame counts and
+        the most frequent stacks."""
+        import collections
+
+        out = {}
+        for action, samples in self.samples.items():
+            start, end = self.windows.get(action, (0.0, float("inf")))
+            counter = collections.Counter(stack for t, stack in samples if start <= t <= end)
+            out[action] = {"samples": sum(counter.values()), "frames": _inclusive(counter),
+                           "top": [[n, list(stack)] for stack, n in counter.most_common(top)]}
+        return out
+
+
+def _inclusive(counter) -> list:
+    """Frames by the number of late samples they appear in (inclusive), outside this script."""
+    import collections
+
+    frames = collections.Counter()
+    for stack, n in counter.items():
+        for frame in set(stack):
+            if not frame.startswith("gui_stalls.py"):
+                frames[frame] += n
+    return frames.most_common(25)
 
 
 def child(args) -> None:
@@ -132,6 +224,8 @@ def main(argv=None) -> None:
     p.add_argument("--json", action="store_true", help='print {"action": max_gap_ms, ..., "busy": {...}}')
     p.add_argument("--no-busy", action="store_true", help="skip the run next to a busy process")
     p.add_argument("--no-xvfb", action="store_true", help="use the current display as it is")
+    p.add_argument("--profile", action="store_true",
+                   help="sample the GUI thread's stack while it is late and print the top stacks per action")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--busy", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -148,15 +242,26 @@ def main(argv=None) -> None:
     if args.child:
         child(args)
         return
-    forward = [a for a in argv if a in ("--quick",)]
+    forward = [a for a in argv if a in ("--quick", "--profile")]
+    load = os.getloadavg()[0]
     alone = run_child(forward, busy=False)
     busy = {} if args.no_busy else run_child(forward, busy=True)
     steps = alone.pop("_steps_done", 0)
     busy.pop("_steps_done", None)
+    for label, run in (("alone", alone), ("with 1 busy process", busy)):
+        profile = run.pop("_profile", None)
+        if profile:
+            print(f"--- where the GUI thread was while late ({label}) ---", file=sys.stderr)
+            for action, info in profile.items():
+                print(f"[{action}] {info['samples']} samples during its longest gap", file=sys.stderr)
+                for frame, n in info["frames"]:
+                    print(f"  {n:5d}  {frame}", file=sys.stderr)
+                for n, stack in info["top"]:
+                    print(f"  {n} x " + " > ".join(stack[-8:]), file=sys.stderr)
     if args.json:
         print(json.dumps({**alone, **({"busy": busy} if busy else {})}))
         return
-    print(machine_line())
+    print(machine_line() + f"; load average {load:.2f} at start")
     rows = [[name, ms, busy.get(name, ""), "ok" if max(ms, busy.get(name, 0) or 0) <= GOAL_MS else "over"]
             for name, ms in alone.items()]
     title = (f"Longest event-loop stall per action (ms; QTimer every 10 ms) in a napari viewer at 1366x768 on "

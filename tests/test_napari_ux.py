@@ -393,3 +393,27 @@ def test_a_new_run_asks_before_replacing_a_saved_model(make_napari_viewer, qtbot
     assert not train.start() and asked == [saved] and not train.running
     assert saved.read_bytes() == b"an earlier model"
     assert "was kept" in train.message.text() and "Fix:" in train.message.text()
+
+
+def test_a_typed_cuda_device_is_accepted_and_a_bad_one_is_said(make_napari_viewer, qtbot):
+    """Issue 12 in the napari face: the device combo takes a typed ``cuda:N`` (the schema's
+    pattern) and refuses anything else with a ``Fix:`` while the last good value stays."""
+    from qtpy.QtCore import Qt
+
+    viewer = make_napari_viewer()
+    train = dock(viewer, "Train")
+    wait_idle(qtbot, train)
+    device = train.device
+    line = device.native.lineEdit()
+    assert line is not None  # editable
+    line.selectAll()
+    qtbot.keyClicks(line, "cuda:1")
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+    assert device.value == "cuda:1" and device.problem is None
+    assert train.train_form.values()["device"] == "cuda:1"
+    line.selectAll()
+    qtbot.keyClicks(line, "gpu7")
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+    assert device.value == "cuda:1" and line.text() == "cuda:1"
+    assert "gpu7" in device.problem and "cuda:N" in device.problem and "Fix:" in device.problem
+    assert device.tooltip == device.problem

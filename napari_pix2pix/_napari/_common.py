@@ -78,6 +78,47 @@ def when_alive(slot):
     return call
 
 
+_NOTHING = object()
+
+
+class Coalescer:
+    """Keeps only the newest value put and applies it at most every ``interval`` seconds on the
+    GUI thread (a fast worker never floods the event loop with redraws). :meth:`flush` applies
+    what is pending now; :attr:`busy` says whether something is pending."""
+
+    def __init__(self, apply, interval: float, parent=None):
+        from qtpy.QtCore import QTimer
+
+        self.apply, self.interval = apply, float(interval)
+        self.pending = _NOTHING
+        self._last = float("-inf")
+        self.timer = QTimer(parent)
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(when_alive(self.flush))
+
+    @property
+    def busy(self) -> bool:
+        return self.pending is not _NOTHING
+
+    def put(self, value) -> None:
+        self.pending = value
+        if not self.timer.isActive():
+            wait = self.interval - (time.perf_counter() - self._last)
+            self.timer.start(int(max(wait, 0.0) * 1000))
+
+    def flush(self) -> None:
+        self.timer.stop()
+        if self.pending is _NOTHING:
+            return
+        value, self.pending = self.pending, _NOTHING
+        self._last = time.perf_counter()
+        self.apply(value)
+
+    def drop(self) -> None:
+        self.timer.stop()
+        self.pending = _NOTHING
+
+
 def set_enabled(button, enabled: bool, why: str = "", tooltip: str = "") -> None:
     """Enable a button, or disable it with ``why`` as its tooltip (every disabled button says why)."""
     button.enabled = bool(enabled)
@@ -155,10 +196,37 @@ class DockWidget(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.message = QLabel("")
         self.message.setWordWrap(True)
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.message.setMinimumWidth(120)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message_level = "info"
         self._last_notified = None
         self.background: list = []  # helper workers running now (model info, receptive field...)
+        self._later: list = []  # parts of the dock still to build, one per event-loop turn
+
+    def later(self, build) -> None:
+        """Run ``build()`` in a later turn of the event loop (one queued part per turn), so
+        opening the dock shows it first and builds the rest in steps well under 100 ms."""
+        self._later.append(build)
+        if len(self._later) == 1:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, when_alive(self._build_next))
+
+    def _build_next(self) -> None:
+        if not self._later:
+            return
+        build = self._later.pop(0)
+        build()
+        if self._later:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, when_alive(self._build_next))
+
+    def finish_building(self) -> None:
+        """Build every queued part now (a script or test that reads a widget at once)."""
+        while self._later:
+            self._later.pop(0)()
 
     def run_in_background(self, worker):
         """Start a helper worker (not the dock's main action) and track it until it finishes."""
@@ -176,7 +244,8 @@ class DockWidget(QWidget):
     def idle(self) -> bool:
         """No action and no helper worker is running."""
         layers = getattr(self.state, "layers", None)
-        return getattr(self, "worker", None) is None and not self.background and not (layers and layers.pending)
+        return (getattr(self, "worker", None) is None and not self.background and not self._later
+                and not (layers and layers.busy))
 
     def add(self, widget) -> None:
         """Append a magicgui widget or a QWidget."""
@@ -206,6 +275,12 @@ class DockWidget(QWidget):
 
 
 def info_label(text: str = "") -> Label:
+    """A read-only text that wraps at the dock's width: it never widens the dock (no sideways
+    scrolling for a long model description or path)."""
     label = Label(value=text)
     label.native.setWordWrap(True)
+    label.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    # Ignored: the layout never takes the label's one-line width as its minimum
+    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.native.setMinimumWidth(120)
     return label

@@ -49,7 +49,10 @@ def widget_for(opt: Option, value: Any = None, label: str | None = None):
         choices = list(opt.choices)
         if value is not None and value not in choices:
             choices.append(value)
-        return ComboBox(choices=choices, value=value, **kw)
+        w = ComboBox(choices=choices, value=value, **kw)
+        if opt.pattern:
+            _accept_typed(w, opt)
+        return w
     if isinstance(value, bool) or text.startswith("bool"):
         return CheckBox(value=bool(value), **kw)
     low, high = opt.range if opt.range is not None else (None, None)
@@ -72,6 +75,53 @@ def widget_for(opt: Option, value: Any = None, label: str | None = None):
     if optional:
         w.native.setPlaceholderText("auto")
     return w
+
+
+def _accept_typed(w: ComboBox, opt: Option) -> None:
+    """Let the user type a value the schema's pattern accepts (``cuda:1``, ``unet_512``) into
+    the choices combo; a value it refuses is said (notification and tooltip, ``Problem. Fix:``)
+    and the last good value comes back. :attr:`problem` of the widget holds the last refusal."""
+    from qtpy.QtWidgets import QComboBox
+
+    from ..errors import ConfigError
+    from ..messages import render
+    from ..schema import check_value
+    from ._layers import notify
+
+    native = w.native
+    native.setEditable(True)
+    native.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+    hint = opt.pattern_hint or "a value matching " + opt.pattern
+    help_text = f"{opt.help} (choose, or type {hint})" if opt.help else f"choose, or type {hint}"
+    w.tooltip = help_text
+    w.problem = None
+
+    def commit(text=None):
+        text = (native.currentText() if text is None else text).strip()
+        if text == str(w.value):  # nothing new (Qt also reports the end of editing on focus-out)
+            return
+        try:
+            check_value(opt, text)
+        except ConfigError as exc:
+            w.problem = render(exc, "napari")
+            w.tooltip = w.problem
+            native.setStyleSheet("QComboBox { color: #ff6b6b; }")
+            native.setEditText(str(w.value))  # the last accepted value stays in force
+            notify(w.problem, "error")
+            return
+        if text not in w.choices:
+            w.set_choice(text, text)
+        w.value = text
+        w.problem = None
+        w.tooltip = help_text
+        native.setStyleSheet("")
+
+    def typing(*_):
+        native.setStyleSheet("")
+
+    w.commit_text = commit  # scripts type through it: widget.commit_text("cuda:1")
+    native.lineEdit().editingFinished.connect(commit)
+    native.lineEdit().textEdited.connect(typing)
 
 
 def _float_step(value, low, high) -> float:
@@ -140,7 +190,7 @@ class OptionsForm:
     """
 
     def __init__(self, cls, *, exclude=(), labels: dict | None = None, basic=(), title: str = "advanced",
-                 promote=(), collapse_all: bool = False):
+                 promote=(), collapse_all: bool = False, defer: bool = False):
         from superqt import QCollapsible
 
         self.cls = cls
@@ -148,6 +198,7 @@ class OptionsForm:
         self.options: dict[str, Option] = {}
         self.widgets: dict[str, Any] = {}
         self._lazy: list[str] = []
+        self._lazy_basic: list[str] = []  # defer=True: basic widgets built by build_basic()
         annotated = bool(options_of(cls))
         basic_widgets = []
         for opt in napari_options(cls):
@@ -156,6 +207,9 @@ class OptionsForm:
             self.options[opt.name] = opt
             is_basic = (opt.level == "basic") if annotated else (opt.name in basic)
             if (is_basic or opt.name in promote) and not collapse_all:
+                if defer:
+                    self._lazy_basic.append(opt.name)
+                    continue
                 w = widget_for(opt, label=self.labels.get(opt.name))
                 self.widgets[opt.name] = w
                 basic_widgets.append(w)
@@ -179,6 +233,23 @@ class OptionsForm:
         self._enabled = True
         layout.addWidget(self.collapsible)
 
+    def build_basic(self) -> None:
+        """Create the basic widgets now (once) when the form was made with ``defer=True`` (a dock
+        builds them a turn of the event loop after it is shown)."""
+        if not self._lazy_basic:
+            return
+        names, self._lazy_basic = self._lazy_basic, []
+        for name in names:
+            w = widget_for(self.options[name], label=self.labels.get(name))
+            w.enabled = self._enabled
+            self.widgets[name] = w
+            self.basic.append(w)
+
+    @property
+    def built(self) -> bool:
+        """Whether the basic widgets exist (always, unless ``defer=True`` and not built yet)."""
+        return not self._lazy_basic
+
     def build_advanced(self) -> None:
         """Create the advanced widgets now (once)."""
         if not self._lazy:
@@ -196,6 +267,8 @@ class OptionsForm:
             self.collapsible.expand(animate=False)  # the height of what was just built
 
     def __getitem__(self, name: str):
+        if name not in self.widgets and name in self._lazy_basic:
+            self.build_basic()
         if name not in self.widgets and name in self._lazy:
             self.build_advanced()
         return self.widgets[name]

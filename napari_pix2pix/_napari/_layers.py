@@ -145,7 +145,7 @@ def upsert_image(viewer, name: str, data, **kwargs):
 
 
 class DeferredLayers:
-    """Updates layers in place at once, but adds missing ones one per event-loop turn.
+    """Adds missing layers and updates existing ones, one per event-loop turn.
 
     Adding a napari layer builds its Qt controls (a few hundred ms on a busy machine); adding
     several in one handler would freeze the GUI for longer than that. :meth:`put` keeps only the
@@ -158,6 +158,7 @@ class DeferredLayers:
         self._viewer = weakref.ref(viewer)  # the per-viewer state holds this: no strong reference
         self.pending: dict[str, tuple] = {}
         self._scheduled = False
+        self._restore = None  # the layer to select again once the additions are done
         self._idle_callbacks: list = []
 
     @property
@@ -166,16 +167,23 @@ class DeferredLayers:
 
     def when_idle(self, callback) -> None:
         """Call ``callback()`` once every pending layer has been added (now if none is pending)."""
-        if not self.pending:
+        if not self.busy:
             callback()
         else:
             self._idle_callbacks.append(callback)
 
     def put(self, name: str, data, on_added=None, **kwargs) -> None:
-        if name in self.viewer.layers and not self.pending.get(name):
+        """Add or update layer ``name``: the first change while nothing is queued happens now; the
+        others one per event-loop turn (each in-place update also redraws and re-thumbnails the
+        layer, so a preview touching seven layers no longer does it all in one turn)."""
+        if name in self.viewer.layers and not self.pending and not self._scheduled:
             layer = upsert_image(self.viewer, name, data, **kwargs)
             if on_added is not None:
                 on_added(layer)
+            from qtpy.QtCore import QTimer
+
+            self._scheduled = True  # this turn is used: further changes wait for the next ones
+            QTimer.singleShot(0, self._add_one)
             return
         self.pending[name] = (data, kwargs, on_added)
         self._schedule()
@@ -187,25 +195,52 @@ class DeferredLayers:
             self._scheduled = True
             QTimer.singleShot(0, self._add_one)
 
+    @property
+    def busy(self) -> bool:
+        """Layers still to add, or the selection still to restore."""
+        return bool(self.pending) or self._restore is not None
+
     def _add_one(self) -> None:
         self._scheduled = False
         if self.viewer is None:
             self.pending.clear()
+            self._restore = None
             return
         if not self.pending:
-            self._run_idle()
+            self._finish()
             return
         name = next(iter(self.pending))
         data, kwargs, on_added = self.pending.pop(name)
         try:
             active = self.viewer.layers.selection.active
+            adding = name not in self.viewer.layers
             layer = upsert_image(self.viewer, name, data, **kwargs)
-            if active is not None and active in self.viewer.layers:
-                self.viewer.layers.selection.active = active  # adding must not steal the selection
+            if adding and self._restore is None and active is not None:
+                self._restore = active  # adding must not steal the selection (restored in a turn of its own)
             if on_added is not None:
                 on_added(layer)
         except RuntimeError:  # the viewer is closing
             self.pending.clear()
+            self._restore = None
+            return
+        if self.pending:
+            self._schedule()
+        elif self._restore is not None:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self._finish)
+        else:
+            self._run_idle()
+
+    def _finish(self) -> None:
+        """Give the selection back to the layer the user had chosen, then run the idle callbacks."""
+        active, self._restore = self._restore, None
+        viewer = self.viewer
+        try:
+            if viewer is not None and active is not None and active in viewer.layers \
+                    and viewer.layers.selection.active is not active:
+                viewer.layers.selection.active = active
+        except RuntimeError:
             return
         if self.pending:
             self._schedule()

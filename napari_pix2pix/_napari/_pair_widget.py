@@ -103,8 +103,10 @@ class PairDataWidget(DockWidget):
         self.folder_b = FileEdit(label="folder B", mode="d")
         self.ab_folder = FileEdit(label="AB folder", mode="d")
         self.data_form = OptionsForm(DataConfig, exclude=DATA_FIXED, basic=DATA_BASIC, title="advanced pairing")
-        self.norm_a_form = OptionsForm(NormConfig, title="advanced normalisation A", labels={"mode": "normalise A"})
-        self.norm_b_form = OptionsForm(NormConfig, title="advanced normalisation B", labels={"mode": "normalise B"})
+        self.norm_a_form = OptionsForm(NormConfig, title="advanced normalisation A", labels={"mode": "normalise A"},
+                                       defer=True)
+        self.norm_b_form = OptionsForm(NormConfig, title="advanced normalisation B", labels={"mode": "normalise B"},
+                                       defer=True)
         self.validation = self.data_form["validation_fraction"]
         self.channel_layer = LayerPicker(v, "layer", kinds=("image",))
         self.channels_a = LineEdit(label="channels A", value="0", tooltip="channel numbers of A, e.g. 0 or 0,1,2")
@@ -150,6 +152,8 @@ class PairDataWidget(DockWidget):
             f"removed {remove_helpers(self.viewer)} helper layer(s)."))
         for picker in (self.layer_a, self.layer_b, self.channel_layer):
             picker.changed.connect(self._update_button)
+        self.later(self.norm_a_form.build_basic)  # built a turn after the dock shows
+        self.later(self.norm_b_form.build_basic)
         self.state.model_loaded.connect(self._follow_model)
         self.state.patch_size.connect(self._follow_patch_size)  # a preset in the Train dock
         self._show_source()

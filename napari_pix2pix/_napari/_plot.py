@@ -62,12 +62,18 @@ class LossPlot(QWidget):
         controls.addWidget(self.log_scale)
         controls.addStretch()
         layout.addLayout(controls)
+        # the legend as wrapping text above the plot (an in-plot legend is clipped in a narrow dock)
+        self.legend = QLabel("  ".join(f'<span style="color:{_COLOURS[n]}">&#9632; {n}</span>'
+                                       for n in (*LOSS_NAMES.values(), *VALIDATION_NAMES.values())))
+        self.legend.setWordWrap(True)
+        layout.addWidget(self.legend)
         self.placeholder = QLabel("loading the plot...")
-        self.placeholder.setMinimumHeight(260)
+        self.placeholder.setMinimumHeight(300)
         self.placeholder.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         layout.addWidget(self.placeholder)
         self.graphics = None
         self.curves = {}
+        self._stages: list = []
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(200)
@@ -76,29 +82,69 @@ class LossPlot(QWidget):
         self.log_scale.toggled.connect(lambda *_: self.redraw())
 
     def build(self) -> None:
-        """Create the pyqtgraph canvas (once) and draw what is there."""
-        if self.graphics is not None:
+        """Create the pyqtgraph canvas now (what :meth:`build_later` has not built yet) and draw."""
+        if self.graphics is None and not self._stages:
+            self._stages = self._build_stages()
+        while self._stages:
+            self._stages.pop(0)()
+
+    def build_later(self) -> None:
+        """Create the canvas one piece per event-loop turn (each piece well under 100 ms): the
+        dock stays responsive while pyqtgraph builds its items."""
+        if self.graphics is not None or self._stages:
             return
+        self._stages = self._build_stages()
+        self._next_stage()
+
+    @property
+    def building(self) -> bool:
+        return bool(self._stages)
+
+    def _next_stage(self) -> None:
+        if self._stages:
+            try:
+                self._stages.pop(0)()
+            except RuntimeError:  # the widget was deleted meanwhile
+                self._stages = []
+                return
+            if self._stages:
+                QTimer.singleShot(0, self._next_stage)
+
+    def _build_stages(self) -> list:
         import pyqtgraph as pg
 
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setMinimumHeight(260)
-        self.losses = self.graphics.addPlot(row=0, col=0, colspan=2, title="losses")
-        self.losses.addLegend(offset=(-4, 4), labelTextSize="8pt")
-        self.losses.setLabel("bottom", "step")
-        self.psnr = self.graphics.addPlot(row=1, col=0, title="validation PSNR (dB)")
-        self.ssim = self.graphics.addPlot(row=1, col=1, title="validation SSIM")
-        self.graphics.ci.layout.setRowStretchFactor(0, 3)
-        self.graphics.ci.layout.setRowStretchFactor(1, 2)
-        for name in LOSS_NAMES.values():
-            self.curves[name] = self.losses.plot([], [], name=name, pen=pg.mkPen(_COLOURS[name], width=1.5))
-        for name, plot in (("val PSNR", self.psnr), ("val SSIM", self.ssim)):
-            self.curves[name] = plot.plot([], [], name=name, pen=pg.mkPen(_COLOURS[name], width=1.5),
-                                          symbol="o", symbolSize=4, symbolBrush=_COLOURS[name])
-        self.layout().replaceWidget(self.placeholder, self.graphics)
-        self.placeholder.deleteLater()
-        self.placeholder = None
-        self.redraw()
+        def canvas():
+            self.graphics = pg.GraphicsLayoutWidget()
+            self.graphics.setMinimumHeight(300)
+            # never wider than the dock: the plots shrink with it (no sideways scrolling)
+            self.graphics.setMinimumWidth(160)
+            self.graphics.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
+            self.layout().replaceWidget(self.placeholder, self.graphics)
+            self.placeholder.deleteLater()
+            self.placeholder = None
+
+        def losses():
+            self.losses = self.graphics.addPlot(row=0, col=0, title="losses")
+            self.losses.setLabel("bottom", "step")
+            for name in LOSS_NAMES.values():
+                self.curves[name] = self.losses.plot([], [], name=name, pen=pg.mkPen(_COLOURS[name], width=1.5))
+
+        def validation(row, name, title):
+            def stage():
+                plot = self.graphics.addPlot(row=row, col=0, title=title)
+                self.curves[name] = plot.plot([], [], name=name, pen=pg.mkPen(_COLOURS[name], width=1.5),
+                                              symbol="o", symbolSize=4, symbolBrush=_COLOURS[name])
+                setattr(self, "psnr" if "PSNR" in name else "ssim", plot)
+            return stage
+
+        def finish():
+            self.graphics.ci.layout.setRowStretchFactor(0, 3)
+            self.graphics.ci.layout.setRowStretchFactor(1, 1)
+            self.graphics.ci.layout.setRowStretchFactor(2, 1)
+            self.redraw()
+
+        return [canvas, losses, validation(1, "val PSNR", "validation PSNR (dB)"),
+                validation(2, "val SSIM", "validation SSIM"), finish]
 
     # ---------------------------------------------------------------------------- data
     def add(self, name: str, step: float, value) -> None:
@@ -146,7 +192,7 @@ class LossPlot(QWidget):
 
     # ---------------------------------------------------------------------------- drawing
     def redraw(self) -> None:
-        if self.graphics is None:
+        if self.graphics is None or self._stages:
             return
         weight = float(self.smoothing.value())
         log = self.log_scale.isChecked()

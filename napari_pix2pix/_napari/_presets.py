@@ -102,11 +102,18 @@ class PresetControls:
         self._relay = _Relay(self._on_estimate)
         self._opened_with = self._values()  # fields at opening: the first auto fill keeps any you changed since
         self.combo.changed.connect(lambda *_: self.choose(self.combo.value))
-        device = dock.train_form.widgets.get("device")
-        if device is not None:
-            device.changed.connect(self._on_device)
+        self._wire_device()
         dock.state.training_changed.connect(self._on_training)
         self.choose(AUTO, initial=True)
+
+    def _wire_device(self) -> None:
+        """Follow the device field once its widget exists (the dock builds its fields a few
+        event-loop turns after it shows)."""
+        widget = self.dock.train_form.widgets.get("device")
+        if widget is not None:
+            widget.changed.connect(self._on_device)
+        elif not getattr(self.dock.train_form, "built", True) and hasattr(self.dock, "later"):
+            self.dock.later(self._wire_device)  # after the queued build of the basic fields
 
     def _on_training(self, running: bool) -> None:
         """No preset change while training (the fields are locked then too)."""

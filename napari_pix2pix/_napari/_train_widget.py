@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QHBoxLayout, QWidget
 
 from ..config import AugmentConfig, ModelConfig, TrainConfig
 from ..errors import ConfigError, Pix2PixError
-from ._common import DockWidget, when_alive, ProgressLine, set_enabled
+from ._common import Coalescer, DockWidget, ProgressLine, info_label, set_enabled, when_alive
 from ._form import OptionsForm
 from ._layers import error_text, helper_name, is_helper, model_to_display, notify, remove_helpers
 from ._plot import LossPlot
@@ -103,12 +103,15 @@ class TrainWidget(DockWidget):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
-        self.model_form = OptionsForm(ModelConfig, exclude=MODEL_FIXED, basic=MODEL_BASIC, title="advanced model")
+        # the option widgets are built in later event-loop turns (opening the dock stays quick);
+        # reading one (widget.steps) builds its form at once
+        self.model_form = OptionsForm(ModelConfig, exclude=MODEL_FIXED, basic=MODEL_BASIC, title="advanced model",
+                                      defer=True)
         self.train_form = OptionsForm(TrainConfig, exclude=TRAIN_FIXED, basic=TRAIN_BASIC,
-                                      title="advanced training", promote=("checkpoint_dir",))
+                                      title="advanced training", promote=("checkpoint_dir",), defer=True)
         self.augment_form = OptionsForm(AugmentConfig, title="augmentation", collapse_all=True)
-        self.rf_label = Label(value="receptive field: ...")
-        self.devices_label = Label(value="")
+        self.rf_label = info_label("receptive field: ...")
+        self.devices_label = info_label("")
         self.resume_file = FileEdit(label="resume from", mode="r", filter="*.safetensors", value="",
                                     tooltip="a checkpoint written by a previous training (weights, optimisers, "
                                             "step and loss history)")
@@ -127,14 +130,12 @@ class TrainWidget(DockWidget):
         self.presets = PresetControls(self)  # issue 15 item 7: preset combo, estimate before training
         self.preset = self.presets.combo
         self.add(self.presets.container)
-        self.add(self.model_form.basic)
+        self.add(self.model_form.native)
         self.add(self.rf_label)
-        self.add(self.train_form.basic)
+        self.add(self.train_form.native)
         resume = Container(widgets=[self.resume_file])  # a Container shows the label
         resume.native.layout().setContentsMargins(0, 0, 0, 0)
         self.add(resume)
-        self.add(self.model_form.collapsible)
-        self.add(self.train_form.collapsible)
         self.add(self.augment_form.collapsible)
         self.add(self.devices_label)
         self.add(buttons)
@@ -154,15 +155,17 @@ class TrainWidget(DockWidget):
         self._resuming = False
         self._close_filter = _WindowCloseFilter(self)
         self._watched_window = None
+        # at most 10 step readouts and 4 preview updates a second reach the GUI (the newest wins)
+        self._steps = Coalescer(self._show_step, 0.1, self)
+        self._previews = Coalescer(self._show_preview, 0.25, self)
 
         self.start_button.changed.connect(lambda *_: self.start())
         self.stop_button.changed.connect(lambda *_: self.stop())
         self.resume_button.changed.connect(lambda *_: self.resume())
         self.clean_button.changed.connect(lambda *_: self.remove_helpers())
         self.resume_file.changed.connect(self._update_buttons)
-        for name in ("discriminator", "discriminator_layers"):
-            if name in self.model_form:
-                self.model_form[name].changed.connect(self._update_rf)
+        self.later(self._build_model_form)
+        self.later(self.train_form.build_basic)
         self.state.dataset_changed.connect(self._on_dataset)
         self._update_rf()
         devices = call(found_devices)
@@ -175,8 +178,20 @@ class TrainWidget(DockWidget):
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
 
+    def _build_model_form(self) -> None:
+        if self.model_form.built and self.__dict__.get("_rf_wired"):
+            return
+        self.model_form.build_basic()
+        self._rf_wired = True
+        for name in ("discriminator", "discriminator_layers"):
+            if name in self.model_form:
+                self.model_form[name].changed.connect(self._update_rf)
+        self._update_rf_enabled()
+
     def __getattr__(self, name):
         # the option widgets by field name (widget.steps, widget.generator, ...)
+        if name.startswith("_"):
+            raise AttributeError(name)
         for form in ("model_form", "train_form", "augment_form"):
             f = self.__dict__.get(form)
             if f is not None and name in f:
@@ -184,9 +199,13 @@ class TrainWidget(DockWidget):
         raise AttributeError(name)
 
     # -------------------------------------------------------------------------- settings
+    def _update_rf_enabled(self) -> None:
+        widgets = self.model_form.widgets
+        if "discriminator_layers" in widgets and "discriminator" in widgets:
+            widgets["discriminator_layers"].enabled = widgets["discriminator"].value == "patch"
+
     def _update_rf(self, *_):
-        if "discriminator_layers" in self.model_form and "discriminator" in self.model_form:
-            self.model_form["discriminator_layers"].enabled = self.model_form["discriminator"].value == "patch"
+        self._update_rf_enabled()
         values = self.model_form.values()
         self.rf_label.value = "receptive field: ..."
         worker = call(receptive_field_text, values.get("discriminator"), int(values.get("discriminator_layers")))
@@ -201,7 +220,12 @@ class TrainWidget(DockWidget):
 
     def _on_devices(self, text) -> None:
         self.devices_label.value = error_text(text.error) if isinstance(text, Failed) else text
-        self.plot.build()
+        self.plot.build_later()  # pyqtgraph is imported now (in the worker): one plot per event-loop turn
+
+    @property
+    def idle(self) -> bool:
+        return (super().idle and not self.plot.building and not self._steps.busy
+                and not self._previews.busy)
 
     def _on_dataset(self, state):
         if not self.running:
@@ -300,6 +324,8 @@ class TrainWidget(DockWidget):
         make_trainer = self.presets.with_estimate(make_trainer, model_config, train_config, state.train_dataset,
                                                   resume=resume)
         self.control = control = TrainingControl()
+        self._steps.drop()
+        self._previews.drop()
         self.last_finished = None
         self._resuming = bool(resume)
         if not resume:
@@ -310,9 +336,8 @@ class TrainWidget(DockWidget):
         self.worker.yielded.connect(self._slots[0])
         self.worker.errored.connect(when_alive(lambda exc: self.show_error(exc, notify_user=False)))  # notified
         self.worker.finished.connect(self._slots[1])
-        from napari.utils import progress
-
-        self.progress = progress(total=train_config.steps, desc="pix2pix training")
+        # the in-dock progress line only: napari's progress bar runs processEvents() on every
+        # update (nested event loops, long stalls)
         self.progress_line.start(train_config.steps)
         self._update_buttons()
         self.show_message("resuming..." if resume else "starting...")
@@ -372,19 +397,17 @@ class TrainWidget(DockWidget):
                 return
             if getattr(event, "fresh", True):  # between two loss readouts the values repeat
                 self.plot.add_losses(event.step, event.losses)
-            if self.progress is not None:
-                self.progress.update(max(event.step - self.progress.n, 0))
-            self.progress_line.update(event.step, event.total)
-            losses = "  ".join(f"{k} {event.losses[k]:.3f}" for k in LOSSES if k in event.losses)
-            self.show_message(f"step {event.step}/{event.total}  {losses}  lr {event.lr:.2e}")
+            self._steps.put(event)
         elif isinstance(event, PreviewEvent):
-            self._show_preview(event)
+            self._previews.put(event)
         elif isinstance(event, ValidationEvent):
             self.plot.add_validation(event.step, event.metrics)
             self._check_collapse(event)
         elif isinstance(event, SavedEvent):
             self.saved.append(event.path)
         elif isinstance(event, FinishedEvent):
+            self._steps.flush()
+            self._previews.flush()
             self.last_finished = event
             how = "stopped" if event.stopped else "finished"
             where = f", saved to {event.path}" if event.path else ""
@@ -398,6 +421,11 @@ class TrainWidget(DockWidget):
             self.state.snapshot.emit(event.model)
         elif isinstance(event, Failed):
             self.show_error(event.error)
+
+    def _show_step(self, event) -> None:
+        self.progress_line.update(event.step, event.total)
+        losses = "  ".join(f"{k} {event.losses[k]:.3f}" for k in LOSSES if k in event.losses)
+        self.show_message(f"step {event.step}/{event.total}  {losses}  lr {event.lr:.2e}")
 
     def _check_collapse(self, event) -> None:
         """Issue 20: a validation output gone flat is said once per run, in the dock and as a
@@ -414,9 +442,7 @@ class TrainWidget(DockWidget):
         layers, and let the worker train once they exist."""
         self._collapse = None  # one collapse warning per run
         self.state.geometry = event.geometry
-        self.plot.build()
-        if self.progress is not None and event.step:
-            self.progress.update(event.step)
+        self.plot.build_later()
         self.progress_line.start(event.total, event.step)
         if self._resuming:
             self.plot.load_history(event.history)
@@ -466,6 +492,8 @@ class TrainWidget(DockWidget):
         self.state.preview.emit(event)
 
     def _on_worker_finished(self) -> None:
+        self._steps.flush()
+        self._previews.flush()
         self._finish_progress()
         self.worker = None
         self.state.set_training(False)

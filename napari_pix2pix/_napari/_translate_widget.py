@@ -23,7 +23,7 @@ from qtpy.QtWidgets import QHBoxLayout, QWidget
 from ..config import TileConfig
 from ..errors import InputError
 from ._export import add_export_button
-from ._common import DockWidget, when_alive, LayerPicker, ProgressLine, info_label, set_enabled
+from ._common import Coalescer, DockWidget, LayerPicker, ProgressLine, info_label, set_enabled, when_alive
 from ._form import OptionsForm
 from ._layers import error_text, layer_array, unique_name
 from ._workers import Failed, call
@@ -79,7 +79,7 @@ class TranslateWidget(DockWidget):
         self.model_path = FileEdit(label="model file", mode="r", filter="*.safetensors", value="")
         self.info = info_label("no model chosen")
         self.input_layer = LayerPicker(napari_viewer, "input", accept=self._accepts)
-        self.tile_form = OptionsForm(TileConfig, basic=TILE_BASIC, title="advanced")
+        self.tile_form = OptionsForm(TileConfig, basic=TILE_BASIC, title="advanced", defer=True)
         self.replace = CheckBox(label="replace previous output", value=False,
                                 tooltip="update the layer of the previous translation of this input with this "
                                         "model instead of adding a new layer")
@@ -116,12 +116,14 @@ class TranslateWidget(DockWidget):
         self._outputs: dict = {}  # (input name, model file) -> layer added for it
         self._cancel = False
         self._relay = _Relay()
+        self._tiles = Coalescer(lambda done_total: self.progress_line.update(*done_total), 0.1, self)
         self._relay.progressed.connect(self._on_progress)
         self.model_path.changed.connect(self._on_model_path)
         self.run_button.changed.connect(lambda *_: self.run())
         self.cancel_button.changed.connect(lambda *_: self.cancel())
         self.input_layer.changed.connect(self._update_buttons)
         self.state.model_changed.connect(self._on_trained_model)
+        self.later(self.tile_form.build_basic)  # a turn after the dock shows
         self._watch = QTimer(self)  # a cheap stat of the model file: its info never goes stale
         self._watch.setInterval(1000)
         self._watch.timeout.connect(when_alive(self.check_model_file))
@@ -251,10 +253,9 @@ class TranslateWidget(DockWidget):
         except Exception as exc:  # noqa: BLE001 - shown in the widget
             self.show_error(exc)
             return False
-        from napari.utils import progress
-
         self._cancel = False
-        self.progress = progress(total=0, desc=f"pix2pix: translating {layer.name}")
+        # the in-dock progress line only (napari's progress bar runs processEvents() per update)
+        self._tiles.drop()
         self.progress_line.start(0)
         self.show_message(f"translating {layer.name}...")
         self.worker = call(translate_maps_data, snapshot, model, model_path=path, tile=config.tile,
@@ -276,11 +277,7 @@ class TranslateWidget(DockWidget):
         self._cancel = True
 
     def _on_progress(self, done: int, total: int) -> None:
-        self.progress_line.update(done, total)
-        if self.progress is not None:
-            if self.progress.total != total:
-                self.progress.total = total
-            self.progress.update(max(done - self.progress.n, 0))
+        self._tiles.put((done, total))  # at most 10 redraws a second
 
     def _on_result(self, result) -> None:
         if isinstance(result, Failed):
@@ -310,9 +307,7 @@ class TranslateWidget(DockWidget):
         self.show_error(exc, notify_user=False)
 
     def _on_done(self) -> None:
-        if self.progress is not None:
-            self.progress.close()
-            self.progress = None
+        self._tiles.drop()
         self.progress_line.finish()
         self.worker = None
         self._update_buttons()

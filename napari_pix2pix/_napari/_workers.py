@@ -20,10 +20,51 @@ from ..errors import Pix2PixError
 _IMPORT_LOCK = threading.Lock()
 
 
+def _preload_torch_libraries() -> None:
+    """Load torch's shared libraries with the GIL released (Linux).
+
+    ``import torch`` loads libtorch through Python's extension loader, which holds the GIL
+    through the whole ``dlopen`` (seconds of relocations and static initialisers): the napari
+    GUI thread froze for 2.5 s in a worker's import. ``dlopen`` called through ctypes releases
+    the GIL; the import then finds the libraries already loaded. Best effort: any problem
+    leaves the plain import to do the work.
+    """
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import glob
+        import importlib.util
+        import os
+
+        spec = importlib.util.find_spec("torch")
+        if spec is None or not spec.submodule_search_locations:
+            return
+        root = spec.submodule_search_locations[0]
+        libc = ctypes.CDLL(None)
+        dlopen = libc.dlopen
+        dlopen.restype, dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
+        mode = os.RTLD_NOW | os.RTLD_GLOBAL
+        names = ["libtorch_global_deps.so", "libc10.so", "libtorch_cpu.so", "libtorch.so", "libtorch_python.so"]
+        paths = [os.path.join(root, "lib", n) for n in names] + glob.glob(os.path.join(root, "_C.*.so"))
+        for path in paths:
+            if os.path.exists(path):
+                dlopen(path.encode(), mode)
+    except Exception:  # noqa: BLE001 - an optimisation only
+        pass
+
+
 def import_torch() -> None:
     """Import torch once, in a worker thread (two threads importing it at once break its
-    operator registry); a no-op after the first call."""
+    operator registry); a no-op after the first call. Its libraries are loaded first with the
+    GIL released, so the GUI thread keeps running meanwhile."""
+    import sys
+
     with _IMPORT_LOCK:
+        if "torch" not in sys.modules:
+            _preload_torch_libraries()
         import torch  # noqa: F401
 
 
