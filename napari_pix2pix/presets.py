@@ -129,11 +129,12 @@ def _synthetic_dataset(model_config, crop: int):
 
 
 def estimate_duration(model_config, train_config, device: str | None = None, steps: int | None = None, *,
-                      dataset=None, timing_steps: int = 2) -> Estimate:
+                      dataset=None, timing_steps: int = 2, gui: bool = False) -> Estimate:
     """Time ``timing_steps`` real training steps (after one warm-up step) of these settings and
     extrapolate to ``steps`` (default ``train_config.steps``). ``dataset``: the training data
     (default: random data of the model's channels). Saves nothing, and leaves the global torch,
-    numpy and random states as they were."""
+    numpy and random states as they were. ``gui``: a GUI thread shares this process (the
+    timing uses the same thread policy as a training started from a GUI)."""
     import random
 
     import numpy as np
@@ -152,7 +153,7 @@ def estimate_duration(model_config, train_config, device: str | None = None, ste
     states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state(),
               torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
     try:
-        trainer = Trainer(model_config, config, dataset)
+        trainer = Trainer(model_config, config, dataset, gui=gui)
         times = []
         last = None
         for event in trainer.events():

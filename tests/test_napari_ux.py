@@ -326,10 +326,17 @@ def test_napari_docks_match_the_schema(make_napari_viewer, qtbot):
     from napari_pix2pix._napari._form import _FLOAT_MAX, _INT_MAX, OptionsForm
     from test_schema_faces import CLASSES, Exposed, compare_with_schema
 
+    from napari_pix2pix.presets import PRESETS, preset_names
+
     viewer = make_napari_viewer()
     widgets = [dock(viewer, name) for name in DOCKS]
     for widget in widgets:
         wait_idle(qtbot, widget)
+    train = widgets[DOCKS.index("Train")]
+    # the Train dock opens with the device's preset (issue 15 item 7): the engine's names, and its
+    # fields show the preset's values where it has one, the schema's default everywhere else
+    assert tuple(train.preset.choices) == ("auto", *preset_names()) and train.preset.value == "auto"
+    overrides = PRESETS[train.presets.applied].overrides
     exposed: dict = {}
     for widget in widgets:
         forms = [f for f in vars(widget).values() if isinstance(f, OptionsForm)]
@@ -345,6 +352,10 @@ def test_napari_docks_match_the_schema(make_napari_viewer, qtbot):
             if hasattr(w, "min") and hasattr(w, "max") and not isinstance(w, ComboBox):
                 top = None if w.max in (_INT_MAX, _FLOAT_MAX) else w.max
                 got.range = (w.min, top)
+            if widget is train and w.name in overrides:
+                want = overrides[w.name]
+                assert got.default == (pytest.approx(want) if isinstance(want, float) else want), w.name
+                got.default = next(getattr(c(), w.name) for c in CLASSES if w.name in c.__dataclass_fields__)
             exposed.setdefault(w.name, got)
     fixed = {"in_channels", "out_channels", "channels_a", "channels_b", "a_is_labels", "b_is_labels"}
     problems = [p for p in compare_with_schema(exposed, CLASSES, "napari", complete=True)

@@ -155,6 +155,7 @@ class PairDataWidget(DockWidget):
         self.later(self.norm_a_form.build_basic)  # built a turn after the dock shows
         self.later(self.norm_b_form.build_basic)
         self.state.model_loaded.connect(self._follow_model)
+        self.state.patch_size.connect(self._follow_patch_size)  # a preset in the Train dock
         self._show_source()
         self._preselect()
         if self.state.loaded_model is not None:
@@ -185,6 +186,10 @@ class PairDataWidget(DockWidget):
             b = next((ly for ly in layers if ly.__class__.__name__ == "Labels"), layers[-1])
             a = next((ly for ly in layers if ly is not b), layers[0])
             self.layer_a.value, self.layer_b.value = a, b
+
+    def _follow_patch_size(self, crop: int) -> None:
+        """A preset chosen in the Train dock sets the patch size (the next pairing uses it)."""
+        when_alive(lambda: setattr(self.crop, "value", int(crop)))()
 
     def _follow_model(self, model) -> None:
         """Defaults follow a loaded model: the direction it was paired with, its patch size, and

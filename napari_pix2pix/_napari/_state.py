@@ -18,7 +18,8 @@ class Pix2PixState:
 
     Signals: ``dataset_changed(state)``, ``model_changed(state)``, ``preview(PreviewEvent)``
     (each preview of a running training), ``training_changed(bool)``, ``snapshot(model)`` (the
-    model being trained, after :meth:`request_snapshot`).
+    model being trained, after :meth:`request_snapshot`), ``patch_size(int)`` (a preset in the
+    Train dock chose a patch size).
     """
 
     dataset_changed = Signal(object)
@@ -27,6 +28,7 @@ class Pix2PixState:
     training_changed = Signal(bool)
     snapshot = Signal(object)  # a Pix2PixModel copied from the running training
     model_loaded = Signal(object)  # a Pix2PixModel loaded from a file by a widget
+    patch_size = Signal(int)  # a preset chose a patch size (the Pair dock's field follows)
 
     def __init__(self, viewer=None) -> None:
         from ._layers import DeferredLayers

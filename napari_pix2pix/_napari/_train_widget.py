@@ -24,6 +24,7 @@ from ._common import Coalescer, DockWidget, ProgressLine, info_label, set_enable
 from ._form import OptionsForm
 from ._layers import error_text, helper_name, is_helper, model_to_display, notify, remove_helpers
 from ._plot import LossPlot
+from ._presets import PresetControls
 from ._workers import Failed, ModelReady, ModelSnapshot, Started, TrainingControl, call, start_training
 
 PREVIEW_NAMES = {"input": helper_name("preview input"), "fake": helper_name("preview fake"),
@@ -126,6 +127,9 @@ class TrainWidget(DockWidget):
             buttons.layout().addWidget(b.native)
         self.progress_line = ProgressLine("step")
         self.plot = LossPlot()
+        self.presets = PresetControls(self)  # issue 15 item 7: preset combo, estimate before training
+        self.preset = self.presets.combo
+        self.add(self.presets.container)
         self.add(self.model_form.native)
         self.add(self.rf_label)
         self.add(self.train_form.native)
@@ -317,6 +321,8 @@ class TrainWidget(DockWidget):
             return Trainer(model_config, train_config, state.train_dataset, val_dataset=state.val_dataset,
                            out=out, resume=resume)
 
+        make_trainer = self.presets.with_estimate(make_trainer, model_config, train_config, state.train_dataset,
+                                                  resume=resume)
         self.control = control = TrainingControl()
         self._steps.drop()
         self._previews.drop()
