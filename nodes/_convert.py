@@ -222,9 +222,9 @@ def _series(rows: list, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 def loss_curve(history: list, height: int = CURVE_SIZE[0], width: int = CURVE_SIZE[1]) -> np.ndarray:
     """A checkpoint's history as an RGB float32 ``[H, W, 3]`` image in 0..1, drawn with matplotlib
-    (Agg canvas on a figure of its own, no pyplot global state, so server threads share nothing): the L1 term on top, the
-    adversarial terms (G cGAN, D real, D fake) below, and the validation PSNR/SSIM in a third
-    panel when the history has them. Curve names are the napari Train dock's."""
+    (an Agg canvas on a figure of its own, no pyplot global state: server threads share nothing):
+    the L1 term on top, the adversarial terms (G cGAN, D real, D fake) below, and the validation
+    PSNR/SSIM in a third panel when the history has them. Curve names are the napari Train dock's."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
