@@ -206,70 +206,67 @@ def colormap(values: np.ndarray, name: str = "viridis") -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- loss curve
-_SERIES = (("G_L1", (0.85, 0.37, 0.01)), ("G_GAN", (0.12, 0.47, 0.71)),
-           ("D_real", (0.17, 0.63, 0.17)), ("D_fake", (0.84, 0.15, 0.16)))
+# engine key -> (curve name, colour): the names and colours of the napari Train dock's plot
+_LOSSES = {"G_L1": ("G L1", "#e8a33d"), "G_GAN": ("G cGAN", "#4e9bd6"),
+           "D_real": ("D real", "#5cb85c"), "D_fake": ("D fake", "#d9534f")}
+_VALIDATION = {"val_PSNR": ("val PSNR", "#b07cd8"), "val_SSIM": ("val SSIM", "#2a9d8f")}
+CURVE_SIZE = (384, 640)  # (height, width) of the Train node's loss-curve IMAGE
 
 
-def _draw_line(canvas: np.ndarray, x0, y0, x1, y1, colour, width: int = 2) -> None:
-    n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
-    xs = np.rint(np.linspace(x0, x1, n)).astype(int)
-    ys = np.rint(np.linspace(y0, y1, n)).astype(int)
-    h, w = canvas.shape[:2]
-    for dy in range(width):
-        for dx in range(width):
-            yy, xx = np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)
-            canvas[yy, xx] = colour
+def _series(rows: list, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of ``key`` over the history rows that have it; non-finite values -> NaN (a gap)."""
+    pairs = [(float(r["step"]), float(r[key])) for r in rows if isinstance(r.get(key), (int, float))]
+    steps, values = (np.asarray(c, np.float64) for c in zip(*pairs)) if pairs else (np.zeros(0), np.zeros(0))
+    return steps, np.where(np.isfinite(values), values, np.nan)
 
 
-def loss_curve(history: list, height: int = 384, width: int = 640) -> np.ndarray:
-    """Training losses as an RGB float32 ``[H, W, 3]`` image: the L1 term on top, the adversarial
-    terms (G_GAN, D_real, D_fake) below; each panel scaled to its own range. Drawn with numpy;
-    labels are added with Pillow when it is installed."""
-    canvas = np.ones((height, width, 3), np.float32)
-    rows = [r for r in history or [] if isinstance(r, dict) and "step" in r and "G_L1" in r]
-    margin_l, margin_r, margin_t, gap = 56, 12, 22, 28
-    panel_h = (height - margin_t - gap - 20) // 2
-    panels = [(margin_t, ("G_L1",)), (margin_t + panel_h + gap, ("G_GAN", "D_real", "D_fake"))]
-    colours = dict(_SERIES)
-    labels = []
-    steps = np.asarray([float(r["step"]) for r in rows]) if rows else np.zeros(0)
-    s0, s1 = (steps.min(), steps.max()) if len(steps) else (0.0, 1.0)
-    if s1 <= s0:
-        s1 = s0 + 1.0
-    x_of = lambda s: margin_l + (s - s0) / (s1 - s0) * (width - margin_l - margin_r - 1)  # noqa: E731
-    for top, keys in panels:
-        bottom = top + panel_h
-        canvas[top:bottom + 1, margin_l] = 0.3
-        canvas[bottom, margin_l:width - margin_r] = 0.3
-        values = np.asarray([[float(r.get(k, np.nan)) for k in keys] for r in rows]) if rows else np.zeros((0, len(keys)))
-        finite = values[np.isfinite(values)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if hi <= lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        y_of = lambda v: bottom - 2 - (v - lo) / (hi - lo) * (panel_h - 6)  # noqa: E731
-        for j, key in enumerate(keys):
-            col = np.asarray(colours[key], np.float32)
-            pts = [(x_of(s), y_of(v)) for s, v in zip(steps, values[:, j]) if np.isfinite(v)]
-            if len(pts) == 1:
-                _draw_line(canvas, pts[0][0], pts[0][1], pts[0][0], pts[0][1], col, 3)
-            for (xa, ya), (xb, yb) in zip(pts, pts[1:]):
-                _draw_line(canvas, xa, ya, xb, yb, col)
-        labels.append((top, bottom, keys, lo, hi))
-    try:
-        from PIL import Image, ImageDraw
-    except ImportError:  # labels are optional
-        return canvas
-    img = Image.fromarray((canvas * 255).round().astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    for top, bottom, keys, lo, hi in labels:
-        draw.text((4, top - 2), f"{hi:.3g}", fill=(60, 60, 60))
-        draw.text((4, bottom - 10), f"{lo:.3g}", fill=(60, 60, 60))
-        x = margin_l + 6
+def loss_curve(history: list, height: int = CURVE_SIZE[0], width: int = CURVE_SIZE[1]) -> np.ndarray:
+    """A checkpoint's history as an RGB float32 ``[H, W, 3]`` image in 0..1, drawn with matplotlib
+    (an Agg canvas on a figure of its own, no pyplot global state: server threads share nothing):
+    the L1 term on top, the adversarial terms (G cGAN, D real, D fake) below, and the validation
+    PSNR/SSIM in a third panel when the history has them. Curve names are the napari Train dock's."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = [r for r in history or [] if isinstance(r, dict) and isinstance(r.get("step"), (int, float))]
+    validation = {k: v for k, v in _VALIDATION.items() if len(_series(rows, k)[0])}
+    panels = [("L1", ("G_L1",)), ("adversarial", ("G_GAN", "D_real", "D_fake"))]
+    dpi = 100
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
+    canvas = FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels) + bool(validation), 1, sharex=True, squeeze=False)[:, 0]
+    drawn = 0
+    for ax, (title, keys) in zip(axes, panels):
         for key in keys:
-            col = tuple(int(255 * c) for c in colours[key])
-            draw.text((x, top - 16), key, fill=col)
-            x += 8 * len(key) + 16
-    draw.text((margin_l, height - 14), f"step {int(s0)}", fill=(60, 60, 60))
-    end = f"step {int(s1)}" if rows else "no steps"
-    draw.text((width - margin_r - 8 * len(end), height - 14), end, fill=(60, 60, 60))
-    return np.asarray(img, np.float32) / 255.0
+            steps, values = _series(rows, key)
+            name, colour = _LOSSES[key]
+            ax.plot(steps, values, color=colour, linewidth=1.2, label=name, marker="o" if len(steps) == 1 else None)
+            drawn += len(steps)
+        ax.set_ylabel(title, fontsize=7)
+        ax.legend(loc="upper right", fontsize=6, ncol=len(keys), frameon=False)
+    if validation:
+        ax = axes[-1]
+        twin = None
+        for i, (key, (name, colour)) in enumerate(validation.items()):
+            target = ax if i == 0 else (twin := ax.twinx())
+            steps, values = _series(rows, key)
+            target.plot(steps, values, color=colour, linewidth=1.2, marker="o", markersize=3, label=name)
+            target.set_ylabel(name, fontsize=7, color=colour)
+            target.tick_params(labelsize=6)
+        lines = ax.get_lines() + (twin.get_lines() if twin is not None else [])
+        ax.legend(lines, [ln.get_label() for ln in lines], loc="lower right", fontsize=6, frameon=False)
+    for ax in axes:
+        ax.tick_params(labelsize=6)
+        ax.grid(True, color="#dddddd", linewidth=0.5)
+    axes[-1].set_xlabel("step", fontsize=7)
+    if not drawn:
+        axes[-1].set_xlim(0, 1)
+        axes[0].text(0.5, 0.5, "no training steps recorded", transform=axes[0].transAxes,
+                     ha="center", va="center", fontsize=8, color="#666666")
+    fig.tight_layout(pad=0.4, h_pad=0.3)
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3].astype(np.float32) / 255.0
+    out = np.ones((height, width, 3), np.float32)  # the exact size asked for, whatever the rounding
+    h, w = min(height, rgb.shape[0]), min(width, rgb.shape[1])
+    out[:h, :w] = rgb[:h, :w]
+    return out

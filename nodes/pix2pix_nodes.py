@@ -473,7 +473,7 @@ class Pix2PixTrain:
     def _train(self, dataset, model, autosave_path, save_optimizer, kw, notes, node_id):
         from napari_pix2pix.model import Pix2PixModel
         from napari_pix2pix.metrics import CollapseGuard
-        from napari_pix2pix.training import FinishedEvent, StepEvent, Trainer, ValidationEvent
+        from napari_pix2pix.training import FinishedEvent, StepEvent, ThreadsEvent, Trainer, ValidationEvent
         from napari_pix2pix.training.saving import snapshot
 
         collapse = CollapseGuard()
@@ -553,6 +553,10 @@ class Pix2PixTrain:
                     if flat and first:
                         notes.append(f"warning: {flat}")
                         rt.show_text(node_id, flat)
+                elif isinstance(event, ThreadsEvent):  # threads=auto followed the load
+                    notes.append(f"step {event.step}: {event.line}")
+                    rt.show_text(node_id, event.line)
+                    log.info("pix2pix: %s", event.line)
                 elif isinstance(event, FinishedEvent):
                     finished = event
         except KeyboardInterrupt as exc:  # Ctrl-C outside ComfyUI while a step ran
@@ -587,9 +591,14 @@ class Pix2PixTrain:
         if autosave_path is not None:
             kept = _save_model(ckpt, autosave_path, save_optimizer)
             lines.append(f"saved to {kept}" + (" (with the optimizer state)." if save_optimizer else "."))
+        try:
+            curve = cv.loss_curve(ckpt.history)[None]
+        except ImportError as exc:  # the model is trained: keep it, say why the curve is blank
+            curve = np.ones((1, *cv.CURVE_SIZE, 3), np.float32)
+            lines.append(f"the loss curve was not drawn ({exc}). Fix: pip install matplotlib "
+                         "(or the package's [nodes] extra) and restart ComfyUI.")
         report = "\n".join(notes + lines)
         rt.show_text(node_id, report)  # on the node itself (ui text shows where the frontend draws it)
-        curve = cv.loss_curve(ckpt.history)[None]
         return {"ui": {"text": [report]}, "result": (result, cv.to_tensor(curve), report)}
 
 

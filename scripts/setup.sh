@@ -20,8 +20,8 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 stamp="$VENV/.napari-pix2pix-installed"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-  echo "setup: installing napari-pix2pix and its extras (napari, dask, test)"
-  "$PY" -m pip install -q -e "$ROOT[napari,dask,test,onnx,bioimageio]"
+  echo "setup: installing napari-pix2pix and its extras (napari, dask, nodes, test, onnx, bioimageio)"
+  "$PY" -m pip install -q -e "$ROOT[napari,dask,nodes,test,onnx,bioimageio]"
   touch "$stamp"
 fi
 export PY

@@ -380,6 +380,20 @@ def test_a_collapsed_validation_output_is_said_once(make_napari_viewer, qtbot):
     assert train.message.text() == "step 11"  # a healthy output says nothing
 
 
+def test_a_threads_change_shows_in_the_train_dock(make_napari_viewer, qtbot):
+    """threads=auto switching its thread count (a ThreadsEvent) is said in the dock's message line,
+    and the step lines after it keep the new count."""
+    from napari_pix2pix.training import StepEvent, ThreadsEvent
+
+    viewer = make_napari_viewer()
+    train = dock(viewer, "Train")
+    wait_idle(qtbot, train)
+    train._on_event(ThreadsEvent(5, 2, 1, "threads 2 -> 1 (auto: model 1.9 GFLOP/step, 2 cores, 1 busy)"))
+    assert "threads 2 -> 1 (auto: model 1.9 GFLOP/step" in train.message.text()
+    train._show_step(StepEvent(6, 10, {"G_L1": 1.0}, 2e-4, 0.1))
+    assert train.message.text().startswith("step 6/10") and train.message.text().endswith("threads 1")
+
+
 def test_a_new_run_asks_before_replacing_a_saved_model(make_napari_viewer, qtbot, tmp_path):
     """Issue 17 (napari's --overwrite): Start in a folder that holds model.safetensors asks; "No" keeps it."""
     viewer = nuclei_viewer(make_napari_viewer, size=64)

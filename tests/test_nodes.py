@@ -899,3 +899,62 @@ def test_train_report_warns_once_when_the_output_collapses(N, trained, comfy, mo
     report = out["result"][2]
     assert report.count("warning: Output is flat. Fix: try this.") == 1
     assert ("5", "Output is flat. Fix: try this.") in comfy.texts
+
+
+# ========================================================================== loss curve
+def _history(scale: float, validation: bool = False) -> list:
+    rng = np.random.default_rng(0)
+    rows = []
+    for step in range(1, 41):
+        rows.append({"step": step, "G_L1": scale * (10 + 30 * np.exp(-step / 10)), "G_GAN": 0.7 + 0.1 * rng.random(),
+                     "D_real": 0.6 + 0.1 * rng.random(), "D_fake": 0.5 + 0.1 * rng.random(), "lr": 2e-4})
+        if validation and step % 10 == 0:
+            rows.append({"step": step, "val_PSNR": 12 + step / 4, "val_SSIM": 0.2 + step / 100})
+    return rows
+
+
+def _has_colour(image: np.ndarray, hex_colour: str, tol: float = 0.03) -> bool:
+    rgb = np.asarray([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)], np.float32) / 255
+    return bool((np.abs(image - rgb).max(-1) < tol).sum() > 20)
+
+
+def test_loss_curve_is_a_matplotlib_plot_of_the_history(pack):
+    """The curve IMAGE keeps its contract (float32 [H, W, 3] in 0..1, default 384 x 640), draws
+    each named loss in its colour, and changes with the history (validation adds its panel)."""
+    cv = sys.modules[pack.__name__ + "._convert"]
+    plain = cv.loss_curve(_history(1.0))
+    assert plain.shape == (*cv.CURVE_SIZE, 3) == (384, 640, 3) and plain.dtype == np.float32
+    assert plain.min() >= 0 and plain.max() <= 1
+    assert (plain < 0.9).any(-1).mean() > 0.01  # not blank
+    for _, colour in cv._LOSSES.values():
+        assert _has_colour(plain, colour), colour
+    assert not any(_has_colour(plain, colour) for _, colour in cv._VALIDATION.values())
+    other = cv.loss_curve(_history(1.0)[:20])  # a shorter run: the x axis and the curves move
+    assert not np.array_equal(plain, other)
+    validated = cv.loss_curve(_history(1.0, validation=True))
+    assert all(_has_colour(validated, colour) for _, colour in cv._VALIDATION.values())
+    empty = cv.loss_curve([])
+    assert empty.shape == (384, 640, 3) and (empty < 0.9).any(-1).mean() > 0.001  # axes and a note
+    assert cv.loss_curve(_history(1.0)[:1], height=200, width=333).shape == (200, 333, 3)
+
+
+def test_train_node_curve_output_is_drawn(trained):
+    curve = trained.curve.numpy()
+    assert curve.shape == (1, 384, 640, 3) and (curve < 0.9).any(-1).mean() > 0.01
+
+
+def test_train_node_reports_a_threads_change(N, monkeypatch):
+    """threads=auto switching its thread count mid-run (a ThreadsEvent) is said in the node's report."""
+    from napari_pix2pix.training import ThreadsEvent, Trainer
+
+    events = Trainer.events
+
+    def with_a_switch(self, *args, **kwargs):
+        yield ThreadsEvent(0, 2, 1, "threads 2 -> 1 (auto: test load)")
+        yield from events(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "events", with_a_switch)
+    a = images(1, 32, 32, 3)
+    dataset, _ = call(N["Pix2PixPairImages"], images_a=a, images_b=a * 0.5)
+    *_, report = call(N["Pix2PixTrain"], dataset=dataset, **dict(TINY, steps=1))
+    assert "threads 2 -> 1 (auto: test load)" in report

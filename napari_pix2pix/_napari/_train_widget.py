@@ -157,6 +157,7 @@ class TrainWidget(DockWidget):
         self._watched_window = None
         # at most 10 step readouts and 4 preview updates a second reach the GUI (the newest wins)
         self._steps = Coalescer(self._show_step, 0.1, self)
+        self._threads_after: int | None = None  # threads=auto's count after its last change this run
         self._previews = Coalescer(self._show_preview, 0.25, self)
 
         self.start_button.changed.connect(lambda *_: self.start())
@@ -390,7 +391,7 @@ class TrainWidget(DockWidget):
 
     # ----------------------------------------------------------------------------- events
     def _on_event(self, event) -> None:
-        from ..training import FinishedEvent, PreviewEvent, SavedEvent, StepEvent, ValidationEvent
+        from ..training import FinishedEvent, PreviewEvent, SavedEvent, StepEvent, ThreadsEvent, ValidationEvent
 
         if isinstance(event, StepEvent):
             if "skipped" in event.losses:
@@ -405,6 +406,9 @@ class TrainWidget(DockWidget):
             self._check_collapse(event)
         elif isinstance(event, SavedEvent):
             self.saved.append(event.path)
+        elif isinstance(event, ThreadsEvent):  # threads=auto followed the load; later step lines keep the count
+            self._threads_after = event.after
+            self.show_message(event.line)
         elif isinstance(event, FinishedEvent):
             self._steps.flush()
             self._previews.flush()
@@ -425,7 +429,8 @@ class TrainWidget(DockWidget):
     def _show_step(self, event) -> None:
         self.progress_line.update(event.step, event.total)
         losses = "  ".join(f"{k} {event.losses[k]:.3f}" for k in LOSSES if k in event.losses)
-        self.show_message(f"step {event.step}/{event.total}  {losses}  lr {event.lr:.2e}")
+        threads = f"  threads {self._threads_after}" if self._threads_after else ""
+        self.show_message(f"step {event.step}/{event.total}  {losses}  lr {event.lr:.2e}{threads}")
 
     def _check_collapse(self, event) -> None:
         """Issue 20: a validation output gone flat is said once per run, in the dock and as a
@@ -441,6 +446,7 @@ class TrainWidget(DockWidget):
         """The trainer exists (built in the worker): show its history (Resume), queue the preview
         layers, and let the worker train once they exist."""
         self._collapse = None  # one collapse warning per run
+        self._threads_after = None  # set by a ThreadsEvent of this run
         self.state.geometry = event.geometry
         self.plot.build_later()
         self.progress_line.start(event.total, event.step)
