@@ -33,6 +33,14 @@ def to_uint8(image: np.ndarray, low: float = 0.5, high: float = 99.5, *,
 COLORMAP_STEPS = 255  # an odd count: the middle colour sits exactly at 0.5 (0 of a diverging map)
 
 
+# The training curves' names and colours, shared by the napari plot and the nodes' loss-curve image:
+# engine key -> curve name (losses from training.events.LOSS_NAMES; validation metrics), name -> colour.
+LOSS_LABELS = {"G_GAN": "G cGAN", "G_L1": "G L1", "D_real": "D real", "D_fake": "D fake"}
+VALIDATION_LABELS = {"PSNR": "val PSNR", "SSIM": "val SSIM"}
+CURVE_COLOURS = {"G cGAN": "#4e9bd6", "G L1": "#e8a33d", "D real": "#5cb85c", "D fake": "#d9534f",
+                 "val PSNR": "#b07cd8", "val SSIM": "#2a9d8f"}
+
+
 def colormap(values: np.ndarray, name: str = "viridis") -> np.ndarray:
     """``[H, W]`` values in 0..1 (clipped; NaN as 0) -> uint8 RGB ``[H, W, 3]`` through kornia's
     colormap ``name`` (any of ``kornia.color.ColorMapType``: viridis, plasma, seismic, ...)."""

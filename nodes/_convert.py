@@ -21,6 +21,7 @@ import numpy as np
 
 from napari_pix2pix import layout
 from napari_pix2pix.errors import InputError
+from napari_pix2pix.render import CURVE_COLOURS, LOSS_LABELS, VALIDATION_LABELS
 
 IMAGE_FIX = ("connect an IMAGE output such as Load Image's (a [batch, height, width, channels] "
              "tensor); convert a MASK with 'Convert Mask to Image' first.")
@@ -206,10 +207,9 @@ def colormap(values: np.ndarray, name: str = "viridis") -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- loss curve
-# engine key -> (curve name, colour): the names and colours of the napari Train dock's plot
-_LOSSES = {"G_L1": ("G L1", "#e8a33d"), "G_GAN": ("G cGAN", "#4e9bd6"),
-           "D_real": ("D real", "#5cb85c"), "D_fake": ("D fake", "#d9534f")}
-_VALIDATION = {"val_PSNR": ("val PSNR", "#b07cd8"), "val_SSIM": ("val SSIM", "#2a9d8f")}
+# history key -> (curve name, colour): the engine's table, also used by the napari Train dock's plot
+_LOSSES = {k: (LOSS_LABELS[k], CURVE_COLOURS[LOSS_LABELS[k]]) for k in ("G_L1", "G_GAN", "D_real", "D_fake")}
+_VALIDATION = {f"val_{k}": (name, CURVE_COLOURS[name]) for k, name in VALIDATION_LABELS.items()}
 CURVE_SIZE = (384, 640)  # (height, width) of the Train node's loss-curve IMAGE
 
 

@@ -16,11 +16,10 @@ import math
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-# engine key -> curve name
-LOSS_NAMES = {"G_GAN": "G cGAN", "G_L1": "G L1", "D_real": "D real", "D_fake": "D fake"}
-VALIDATION_NAMES = {"PSNR": "val PSNR", "SSIM": "val SSIM"}
-_COLOURS = {"G cGAN": "#4e9bd6", "G L1": "#e8a33d", "D real": "#5cb85c", "D fake": "#d9534f",
-            "val PSNR": "#b07cd8", "val SSIM": "#8fd3c7"}
+from ..render import CURVE_COLOURS, LOSS_LABELS, VALIDATION_LABELS
+
+# engine key -> curve name, and each curve's colour: one table with the nodes' curve image
+LOSS_NAMES, VALIDATION_NAMES, _COLOURS = LOSS_LABELS, VALIDATION_LABELS, CURVE_COLOURS
 
 
 def smooth(values: list[float], weight: float) -> list[float]:
