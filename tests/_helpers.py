@@ -11,6 +11,16 @@ SHARED = REPO.parent / "shared" / "data"
 SAMPLES = REPO / "sample_data"
 
 
+def load_script(path: Path, name: str):
+    """A script (e.g. ``benchmarks/quality.py``) imported as module ``name`` from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def nuclei_2d() -> tuple[np.ndarray, np.ndarray]:
     """(image uint16 512x512, labels uint16 512x512) from the bundled sample data."""
     import tifffile

@@ -1,6 +1,5 @@
 """benchmarks/ablation.py runs end to end in its reduced (--quick) mode."""
 
-import importlib.util
 import json
 
 import numpy as np
@@ -8,15 +7,12 @@ import pytest
 
 from napari_pix2pix.io import read_image
 
-from _helpers import REPO
+from _helpers import REPO, load_script
 
 
 @pytest.fixture(scope="module")
 def ablation():
-    spec = importlib.util.spec_from_file_location("ablation_script", REPO / "benchmarks" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "benchmarks" / "ablation.py", "ablation_script")
 
 
 def test_quick_mode_end_to_end(ablation, tmp_path):
@@ -57,10 +53,7 @@ def test_summary_is_mean_and_sample_std_over_seeds(ablation):
 # ------------------------------------------------------------------ benchmarks/quality.py
 @pytest.fixture(scope="module")
 def quality():
-    spec = importlib.util.spec_from_file_location("quality_script", REPO / "benchmarks" / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "benchmarks" / "quality.py", "quality_script")
 
 
 def test_quality_quick_mode_end_to_end(quality, tmp_path):

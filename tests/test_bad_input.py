@@ -330,33 +330,15 @@ _PACK = "custom_nodes.napari_pix2pix_nodes"
 @pytest.fixture(scope="module")
 def node_classes():
     """The node pack loaded as ComfyUI does: by file path, as a package that is not ``nodes``."""
-    import importlib.util
     import sys
-    import types
 
-    init = Path(__file__).resolve().parents[1] / "nodes" / "__init__.py"
-    if not init.is_file():
+    from test_nodes import PACK, load_pack
+
+    if not (PACK / "__init__.py").is_file():
         pytest.skip("the graph nodes (nodes/__init__.py) are not present")
     if _PACK in sys.modules:
         return sys.modules[_PACK].NODE_CLASS_MAPPINGS
-    parent = _PACK.rpartition(".")[0]
-    if parent not in sys.modules:
-        fake = types.ModuleType(parent)
-        fake.__path__ = []
-        sys.modules[parent] = fake
-    saved = sys.modules.get("nodes")
-    sys.modules["nodes"] = types.ModuleType("nodes")  # ComfyUI's own top-level module
-    try:
-        spec = importlib.util.spec_from_file_location(_PACK, init, submodule_search_locations=[str(init.parent)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[_PACK] = module
-        spec.loader.exec_module(module)
-    finally:
-        if saved is None:
-            sys.modules.pop("nodes", None)
-        else:
-            sys.modules["nodes"] = saved
-    return module.NODE_CLASS_MAPPINGS
+    return load_pack(_PACK, search=[str(PACK)], comfy_core=True).NODE_CLASS_MAPPINGS
 
 
 def _nodes(kind, name, files, node_classes):

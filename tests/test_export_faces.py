@@ -4,7 +4,6 @@ the napari Export button's pieces (format from the dialog, export in a worker)."
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 def export_node():
     from test_nodes import PACK, load_pack
 
-    comfy_core = types.ModuleType("nodes")
-    saved = sys.modules.get("nodes")
-    sys.modules["nodes"] = comfy_core
-    try:
-        pack = load_pack("custom_nodes.napari_pix2pix_export_test", search=[str(PACK)])
-    finally:
-        if saved is None:
-            sys.modules.pop("nodes", None)
-        else:
-            sys.modules["nodes"] = saved
+    pack = load_pack("custom_nodes.napari_pix2pix_export_test", search=[str(PACK)], comfy_core=True)
     assert "Pix2PixExportModel" in pack.NODE_CLASS_MAPPINGS and "Pix2PixTranslate" in pack.NODE_CLASS_MAPPINGS
     return pack.NODE_CLASS_MAPPINGS["Pix2PixExportModel"]
 

@@ -512,20 +512,14 @@ def test_quality_maps_function_widget(make_napari_viewer, tiny_model_file):
 
 
 def _node_pack():
-    import importlib.util
     import sys
-    import types
+
+    from test_nodes import PACK, load_pack
 
     name = "custom_nodes.pix2pix_cross_face"
     if name in sys.modules:
         return sys.modules[name]
-    sys.modules.setdefault("custom_nodes", types.ModuleType("custom_nodes")).__path__ = []
-    init = Path(__file__).resolve().parents[1] / "nodes" / "__init__.py"
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_pack(name, search=[str(PACK)])
 
 
 def _run_node(cls, **inputs):

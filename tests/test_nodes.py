@@ -39,8 +39,20 @@ TINY = dict(steps=10, generator="unet_32", ngf=8, ndf=8, norm="batch", dropout=T
 
 
 # ------------------------------------------------------------------------------- loading
-def load_pack(name: str, init: Path = PACK / "__init__.py", search=None):
-    """Import a pack like ComfyUI: spec from the file path, registered under ``name``."""
+def load_pack(name: str, init: Path = PACK / "__init__.py", search=None, comfy_core: bool = False):
+    """Import a pack like ComfyUI: spec from the file path, registered under ``name``. With
+    ``comfy_core``, an empty module stands in for ComfyUI's own top-level ``nodes`` module while
+    the pack imports (so this repository's ``nodes/`` folder is not mistaken for it)."""
+    if comfy_core:
+        saved = sys.modules.get("nodes")
+        sys.modules["nodes"] = types.ModuleType("nodes")
+        try:
+            return load_pack(name, init, search)
+        finally:
+            if saved is None:
+                sys.modules.pop("nodes", None)
+            else:
+                sys.modules["nodes"] = saved
     parent = name.rpartition(".")[0]
     if parent and parent not in sys.modules:
         fake_parent = types.ModuleType(parent)

@@ -14,7 +14,7 @@ from napari_pix2pix import config as C
 from napari_pix2pix.errors import ConfigError, DatasetError
 from napari_pix2pix.schema import options_of
 
-from test_nodes import load_pack  # noqa: F401 - the same way of loading the pack
+from test_nodes import load_pack  # the same way of loading the pack
 
 PACK = Path(__file__).resolve().parents[1] / "nodes"
 #: nodes-face settings that no node shows yet, with the reason (kept short on purpose)
@@ -32,18 +32,7 @@ NOT_SHOWN = {
 
 @pytest.fixture(scope="module")
 def N():
-    import sys
-    import types
-
-    saved = sys.modules.get("nodes")
-    sys.modules["nodes"] = types.ModuleType("nodes")
-    try:
-        pack = load_pack("custom_nodes.napari_pix2pix_schema_test", search=[str(PACK)])
-    finally:
-        if saved is None:
-            sys.modules.pop("nodes", None)
-        else:
-            sys.modules["nodes"] = saved
+    pack = load_pack("custom_nodes.napari_pix2pix_schema_test", search=[str(PACK)], comfy_core=True)
     return pack.NODE_CLASS_MAPPINGS
 
 
