@@ -92,6 +92,9 @@ RECIPES = {
     "b2-ndf16-bilinear-l1-best": ({"ndf": 16, "upsample": "bilinear"},
                                   {"batch_size": 2, "lambda_gan": 0.0, "select_best": True, "validate_every": 100},
                                   "batch 2, ndf 16, bilinear, L1 only, best validated checkpoint (every 100 steps)"),
+    "b2-ndf16-bilinear-l1-bf16": ({"ndf": 16, "upsample": "bilinear"},
+                                  {"batch_size": 2, "lambda_gan": 0.0, "precision": "bf16"},
+                                  "batch 2, ndf 16, bilinear, L1 only, bf16 autocast (issue 13's quality check)"),
     "b2-ndf16-bilinear-nojitter": ({"ndf": 16, "upsample": "bilinear"}, {"batch_size": 2, "jitter": False},
                                    "batch 2, ndf 16, bilinear, no jitter (flip only)"),
 }

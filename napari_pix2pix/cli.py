@@ -370,8 +370,7 @@ def cmd_train(args, parser, argv=()) -> int:
     say = _say(args.quiet)
     dataset = load_dataset(args, parser, say=say)
     model, config, preset = _train_configs(args, parser, argv, dataset)
-    train_set, val_set = (dataset.split(args.validation_fraction, seed=config.seed)
-                          if args.validation_fraction else (dataset, None))
+    train_set, val_set = dataset.holdout(args.validation_fraction)
     if val_set is None:
         config = config.replace(validate_every=0)
     say(f"{'preset ' + preset if preset else 'resumed settings'}: {model.generator} ngf {model.ngf} ndf {model.ndf}, crop {config.crop}, "

@@ -27,7 +27,7 @@ def run_demo(out_dir: str | os.PathLike = "demo-output", seconds: float = 60.0, 
     out.mkdir(parents=True, exist_ok=True)
     image, labels = nuclei_2d()
     dataset = from_arrays(labels, image, DataConfig(), names=["nuclei-2d"])
-    train, val = dataset.split(0.2)
+    train, val = dataset.holdout(0.2)
     model_cfg = ModelConfig(generator="unet_64", ngf=16, ndf=16, in_channels=1, out_channels=1)
     train_cfg = TrainConfig(steps=100_000, decay_steps=0, crop=64, batch_size=4, seed=0, validate_every=50,
                             preview_every=0, log_every=25, time_limit=float(seconds), threads=threads)

@@ -479,9 +479,9 @@ class Pix2PixTrain:
         collapse = CollapseGuard()
 
         tk = kw["train"]
-        steps, seed = int(tk.pop("steps")), int(tk["seed"])
+        steps = int(tk.pop("steps"))
         fraction = float(kw["data"]["validation_fraction"])
-        train_set, val_set = dataset.split(fraction, seed=seed) if fraction else (dataset, None)
+        train_set, val_set = dataset.holdout(fraction)
         start = int(model.step) if model is not None else 0
         total = start + steps
         decay = tk.pop("decay_steps")

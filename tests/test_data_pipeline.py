@@ -122,3 +122,48 @@ def test_a_colorize_spec_goes_to_the_task_builder(calls, tmp_path):
     dataset = pair(PairSpec.colorize(tmp_path))
     assert dataset.source["task"] == "colorize" and (dataset.in_channels, dataset.out_channels) == (1, 2)
     assert calls == dict.fromkeys(STAGES, 0)
+
+
+def test_every_face_holds_out_the_same_pairs_whatever_the_training_seed(tmp_path, monkeypatch):
+    """The validation pairs belong to the data: napari, the CLI and the nodes hold out the same
+    ones for the same data and fraction, and a training seed does not move them."""
+    from napari_pix2pix.cli import main
+    from napari_pix2pix.data.sources import PairedDataset
+
+    image, labels = nuclei_2d()
+    image, labels = image[:40, :48], labels[:40, :48]
+    for side in ("A", "B"):
+        (tmp_path / side).mkdir()
+    for i in range(5):
+        tifffile.imwrite(tmp_path / "A" / f"p{i}.tif", labels)
+        tifffile.imwrite(tmp_path / "B" / f"p{i}.tif", image)
+    held = []
+    real = PairedDataset.split
+
+    def spy(self, fraction, seed=0):
+        train, val = real(self, fraction, seed)
+        held.append(sorted(p.name for p in val.pairs))
+        return train, val
+
+    monkeypatch.setattr(PairedDataset, "split", spy)
+    dataset = from_folders(tmp_path / "A", tmp_path / "B")
+    assert sorted(p.name for p in real(dataset, 0.4, 0)[1].pairs) != \
+        sorted(p.name for p in real(dataset, 0.4, 5)[1].pairs)  # seed 5 alone would hold out others
+
+    assert main(["train", "--source", str(tmp_path / "A"), "--target", str(tmp_path / "B"), "--steps", "1",
+                 "--out", str(tmp_path / "m.safetensors"), "--generator", "unet_32", "--ngf", "4", "--ndf", "4",
+                 "--discriminator-layers", "2", "--crop", "32", "--batch-size", "1", "--validation", "0.4",
+                 "--seed", "5", "--device", "cpu", "--no-estimate", "--quiet"]) == 0
+    nodes_tests = pytest.importorskip("test_nodes")
+    monkeypatch.setitem(sys.modules, "nodes", types.ModuleType("nodes"))
+    monkeypatch.setenv("NAPARI_PIX2PIX_MODEL_DIR", str(tmp_path / "models"))
+    pack = nodes_tests.load_pack("custom_nodes.napari_pix2pix_nodes_holdout", search=[str(nodes_tests.PACK)])
+    nodes_tests.call(pack.NODE_CLASS_MAPPINGS["Pix2PixTrain"], dataset=dataset, validation_fraction=0.4,
+                     autosave="", **dict(nodes_tests.TINY, steps=1, seed=5))
+    pytest.importorskip("magicgui")
+    from napari_pix2pix._napari._pair_widget import PairJob, run_pair_job
+    from napari_pix2pix.config import DataConfig
+
+    config = DataConfig(validation_fraction=0.4)
+    run_pair_job(PairJob(PairSpec.folders(tmp_path / "A", tmp_path / "B", config)), config)
+    assert len(held) == 3 and held[0] == held[1] == held[2] and len(held[0]) == 2, held

@@ -49,7 +49,7 @@ def run_pair_job(job: PairJob, config: DataConfig) -> tuple[Any, Any, Any]:
     else:
         build = job.kind if callable(job.kind) else getattr(data, job.kind)
         dataset = build(*job.args, **job.kwargs)
-    train, val = dataset.split(config.validation_fraction)
+    train, val = dataset.holdout(config.validation_fraction)
     return dataset, train, val
 
 

@@ -41,6 +41,11 @@ from .validate import to_slices
 _LABEL_HINT = re.compile(r"label|mask|seg|annot|instance|(^|[^a-z])gt([^a-z]|$)", re.IGNORECASE)
 
 
+
+# The validation pairs are a property of the data, not of a training run: one seed for every
+# face (see PairedDataset.holdout).
+HOLDOUT_SEED = 0
+
 @dataclass
 class Pair:
     """One training pair. ``a``: float32 ``[Ca, H, W]`` normalised (model channels),
@@ -110,6 +115,12 @@ class PairedDataset:
         return {"pairs": len(self.pairs), "pixels": int(sum(p.shape[0] * p.shape[1] for p in self.pairs)),
                 "in_channels": self.in_channels, "out_channels": self.out_channels,
                 "a": side("a"), "b": side("b"), "source": dict(self.source)}
+
+    def holdout(self, fraction: float) -> tuple["PairedDataset", "PairedDataset | None"]:
+        """The training/validation split every face uses: :meth:`split` with the fixed
+        :data:`HOLDOUT_SEED`, so the same data and fraction hold out the same pairs in napari,
+        the CLI and the nodes, whatever the training seed."""
+        return self.split(fraction, seed=HOLDOUT_SEED)
 
     def split(self, fraction: float, seed: int = 0) -> tuple["PairedDataset", "PairedDataset | None"]:
         """Hold out a validation part: ``round(fraction * len)`` pairs chosen with ``seed``; when
