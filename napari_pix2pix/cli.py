@@ -647,7 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_schema_options(p, TileConfig, title="inference")
 
     p = _subparser(sub, "evaluate", "metrics (L1, PSNR, SSIM, sharpness, Dice/IoU) of a model on paired data; "
-                   "optional SSIM/error maps and a contact sheet", cmd_evaluate)
+                   "optional SSIM/error maps and a contact sheet; a colorize model is scored in RGB on colour "
+                   "images (--source alone)", cmd_evaluate)
     p.add_argument("--model", required=True, help="model file (.safetensors)")
     p.add_argument("--source", required=True, help="A: image file or folder (or an AB file/folder without --target)")
     p.add_argument("--target", help="B: image file or folder matched to --source by file name")

@@ -160,6 +160,37 @@ def _maps(fake, target) -> tuple[np.ndarray, np.ndarray]:
     return s, e
 
 
+def _colorize_rgb(l_norm, ab_norm):
+    """Colorize models: model-space L ``[N, 1, H, W]`` and ab ``[N, 2, H, W]`` -> RGB ``[N, 3, H, W]``
+    in [-1, 1] (the range every metric here takes)."""
+    from .tasks import model_to_rgb
+
+    return model_to_rgb(l_norm, ab_norm) * 2.0 - 1.0
+
+
+def _colorize_maps(model, source, target, config, channel_axis) -> dict:
+    """:func:`quality_maps` of a colorize model: its RGB output against the target's colours."""
+    import torch
+
+    from .predict import Predictor
+    from .tasks import from_unit_rgb, to_rgb_layout
+
+    truth, stack, colour = to_rgb_layout(target, channel_axis)
+    if not colour:
+        raise InputError("a colorize model is judged against colours, but the target image is gray.",
+                         "choose an RGB target layer (the colour original of the source).")
+    out = Predictor.from_model(model, config or TileConfig()).predict(source, channel_axis=channel_axis,
+                                                                      output_dtype="float32")
+    fake, _, _ = to_rgb_layout(out)
+    if fake.shape != truth.shape:
+        raise InputError(f"source {list(np.shape(source))} and target {list(np.shape(target))} do not match in size.",
+                         "choose a target layer of the same size as the source.")
+    s, e = _maps(torch.from_numpy(fake * 2 - 1), torch.from_numpy(truth * 2 - 1))
+    dtype = np.asarray(target).dtype
+    return {"ssim_map": s.reshape(stack + s.shape[1:]), "abs_error": e.reshape(stack + e.shape[1:]),
+            "output": from_unit_rgb(np.asarray(out), dtype)}
+
+
 # ----------------------------------------------------------------------- quality maps (napari)
 def quality_maps(model, source, target, *, config: TileConfig | None = None,
                  channel_axis: int | None = None) -> dict:
@@ -170,11 +201,15 @@ def quality_maps(model, source, target, *, config: TileConfig | None = None,
     identical structure) and absolute error (|output - target| on the [0, 1] scale of the
     normalised data: 0 = equal, 1 = opposite ends of the range), both float32 ``[..., Y, X]``
     averaged over channels; ``output``: the translated image in the target's data units and
-    dtype, in the source's layout.
+    dtype, in the source's layout. For a colorize model the output is RGB (``[..., Y, X, 3]``)
+    and both maps compare it with the target's colours (RGB on the [0, 1] scale).
     """
     from .inference import check_array, from_model_layout, to_model_layout
+    from .tasks import task_of
 
     model = _as_model(model)
+    if task_of(model) == "colorize":
+        return _colorize_maps(model, source, target, config, channel_axis)
     src = check_array(source, "source")
     tgt = check_array(target, "target")
     norm_a, norm_b = _norms(model, src.dtype, tgt.dtype)
@@ -252,6 +287,15 @@ def load_pairs(model, source, target=None, data_config: DataConfig | None = None
     return sources.from_arrays(source, target, config)
 
 
+def _colorize_pairs(source, data_config):
+    """Colorize evaluation pairs from colour images (paths or arrays): L in, ab as the truth."""
+    from .tasks import colorize_dataset, colorize_from_paths
+
+    if isinstance(source, (str, os.PathLike)):
+        return colorize_from_paths(source, data_config)
+    return colorize_dataset(source, data_config)
+
+
 def evaluate(model, source, target=None, *, config: TileConfig | None = None,
              data_config: DataConfig | None = None, maps_dir: str | os.PathLike | None = None,
              sheet: str | os.PathLike | None = None, sheet_rows: int = 8,
@@ -265,14 +309,26 @@ def evaluate(model, source, target=None, *, config: TileConfig | None = None,
     image there, and the contact sheet as ``contact_sheet.png`` unless ``sheet`` names another
     path. ``sheet``: write the contact sheet (first ``sheet_rows`` images) to this PNG.
     ``progress(done, total)`` is called after each image; ``cancel()`` stops between images.
+
+    A colorize model is judged in RGB on colour images: ``target`` if given, else ``source``
+    itself; the network sees their lightness, and the metrics compare its colours with theirs.
     """
+    import torch
+
     from .data.sources import PairedDataset
     from .errors import Cancelled
     from .io import write_image
+    from .tasks import task_of
 
     config = config or TileConfig()
     model = _as_model(model, config.device)
-    dataset = source if isinstance(source, PairedDataset) else load_pairs(model, source, target, data_config)
+    colorize = task_of(model) == "colorize"
+    if isinstance(source, PairedDataset):
+        dataset = source
+    elif colorize:  # the colours are the truth; the input is their lightness
+        dataset = _colorize_pairs(source if target is None else target, data_config)
+    else:
+        dataset = load_pairs(model, source, target, data_config)
     result = Evaluation(model=getattr(model, "path", None))
     maps_dir = Path(maps_dir) if maps_dir is not None else None
     if sheet is None and maps_dir is not None:
@@ -285,8 +341,12 @@ def evaluate(model, source, target=None, *, config: TileConfig | None = None,
         if pair.raw_a is None or pair.raw_b is None:
             raise InputError(f"pair {pair.name} keeps no raw data to evaluate.",
                              "build the dataset with the from_* constructors.")
-        a, b, norm_b = model_space(model, pair.raw_a, pair.raw_b)
-        fake = predict(model, a, config)
+        if colorize:  # judged in RGB: the input's lightness with the predicted and the true colours
+            a, ab = (torch.from_numpy(np.ascontiguousarray(x[None], np.float32)) for x in (pair.a, pair.b))
+            fake, b, norm_b = _colorize_rgb(a, predict(model, a, config)), _colorize_rgb(a, ab), None
+        else:
+            a, b, norm_b = model_space(model, pair.raw_a, pair.raw_b)
+            fake = predict(model, a, config)
         row = {"name": pair.name, **pair_metrics(fake, b, norm_b)}
         result.images.append(row)
         if maps_dir is not None:
@@ -305,6 +365,6 @@ def evaluate(model, source, target=None, *, config: TileConfig | None = None,
         vals = [r[m] for r in result.images if m in r and r[m] == r[m]]
         result.mean[m] = float(np.mean(vals)) if vals else float("nan")
     if sheet is not None:
-        onehot = bool(model.is_labels("b") and norm_b.label_encoding == "onehot")
+        onehot = bool(norm_b is not None and model.is_labels("b") and norm_b.label_encoding == "onehot")
         result.sheet = str(write_image(sheet, contact_sheet(sheet_data, onehot_b=onehot)))
     return result

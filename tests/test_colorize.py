@@ -173,3 +173,28 @@ def test_napari_layers_for_colour_uncertainty_and_realism(make_napari_viewer, mo
                                                 rgb=False), model, tile=0, overlap=0)
     assert len(plain) == 1 and plain[0][1]["rgb"] and plain[0][2] == "image"
     assert len(colorize_sample()) == 3
+
+
+# ------------------------------------------------------------------------- evaluation in RGB
+def test_evaluate_and_quality_maps_judge_a_colorize_model_in_rgb(model, monkeypatch):
+    """A colorize model is scored on colour images: its colours against theirs, in RGB."""
+    import napari_pix2pix.evaluate as ev
+    from napari_pix2pix.errors import InputError
+    from napari_pix2pix.tasks import colorize_dataset
+
+    rgb = photo()
+    rough = ev.evaluate(model, rgb)
+    assert [r["name"] for r in rough.images] == ["image"] and rough.mean["SSIM"] < 0.99
+    truth = torch.from_numpy(colorize_dataset(rgb).pairs[0].b[None])
+    monkeypatch.setattr(ev, "predict", lambda m, a, config=None: truth)  # a perfect colourist
+    perfect = ev.evaluate(model, rgb)
+    assert perfect.mean["SSIM"] > 0.99 and perfect.mean["PSNR"] > rough.mean["PSNR"] + 10
+    monkeypatch.undo()
+
+    gray = rgb.mean(-1).astype(np.uint8)
+    maps = ev.quality_maps(model, gray, rgb)
+    assert maps["ssim_map"].shape == maps["abs_error"].shape == gray.shape
+    assert maps["output"].shape == rgb.shape and maps["output"].dtype == np.uint8
+    assert 0 < float(maps["abs_error"].mean()) < 1
+    with pytest.raises(InputError, match="colours.*gray"):
+        ev.quality_maps(model, gray, gray)
